@@ -1,0 +1,33 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint typecheck unit bench install clean
+
+install:
+	@$(PYTHON) scripts/bootstrap.py
+
+run: install
+	@$(BIN)/python -m voicectl stack
+
+test: install lint typecheck unit
+
+lint:
+	@echo "==> ruff"
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+
+typecheck:
+	@echo "==> mypy"
+	@$(BIN)/mypy
+
+unit:
+	@echo "==> pytest"
+	@$(BIN)/pytest
+
+bench: install
+	@$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

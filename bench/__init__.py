@@ -1,0 +1,1 @@
+"""Benchmarks: each module runs the services as real processes on loopback."""

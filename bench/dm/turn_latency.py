@@ -1,0 +1,210 @@
+"""dm-added latency per turn under paced load, saturated turns/s, and the SLA under a stall.
+
+    .venv/bin/python -m bench.dm.turn_latency [--duration 20] [--calls 1 50 200]
+
+Redis, an instant scripted LLM and dm run as separate processes. The paced client
+keeps one HTTP/1.1 connection per call and sends a turn about once a second, as
+a caller would; it is a few lines of asyncio over raw sockets so that it costs
+little CPU. dm-added latency is what dm reports (total_ms - llm_ms); the client's
+own view is printed beside it. Saturation is measured with wrk (Debian's `wrk`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from bench.processes import dm, machine, percentile, redis, scripted_llm
+
+WARMUP_S = 2.0
+SATURATE_LUA = Path(__file__).with_name("saturate.lua")
+
+
+class Connection:
+    """A minimal HTTP/1.1 keep-alive client: POST JSON, read a Content-Length body."""
+
+    def __init__(self, url: str) -> None:
+        parsed = urlparse(url)
+        self.host = parsed.hostname or "127.0.0.1"
+        self.port = parsed.port or 80
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    async def post(self, path: str, body: dict[str, object]) -> tuple[int, dict[str, object]]:
+        assert self.reader is not None
+        assert self.writer is not None
+        data = json.dumps(body).encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + data)
+        status_line = await self.reader.readline()
+        status = int(status_line.split()[1])
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        payload = await self.reader.readexactly(length)
+        return status, json.loads(payload)
+
+
+@dataclass
+class Samples:
+    added_ms: list[float] = field(default_factory=list)
+    client_ms: list[float] = field(default_factory=list)
+    dm_total_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    turns: int = 0
+
+
+async def paced_call(
+    url: str, call_id: str, interval_s: float, until: float, record_after: float, out: Samples
+) -> None:
+    conn = Connection(url)
+    await conn.open()
+    try:
+        status, _ = await conn.post(
+            "/v1/calls", {"flow": "booking_mri", "lang": "ru", "call_id": call_id}
+        )
+        if status != 201:
+            out.errors += 1
+            return
+        await asyncio.sleep(random.uniform(0, interval_s))
+        number = 0
+        while time.monotonic() < until:
+            number += 1
+            started = time.perf_counter()
+            status, result = await conn.post(
+                f"/v1/calls/{call_id}/turns", {"turn_id": f"t{number}", "text": "Меня зовут Мария"}
+            )
+            client_ms = (time.perf_counter() - started) * 1000
+            if time.monotonic() >= record_after:
+                out.turns += 1
+                if status != 200:
+                    out.errors += 1
+                else:
+                    timings = result["timings"]
+                    assert isinstance(timings, dict)
+                    out.added_ms.append(timings["total_ms"] - timings["llm_ms"])
+                    out.dm_total_ms.append(timings["total_ms"])
+                    out.client_ms.append(client_ms)
+            await asyncio.sleep(max(0.0, interval_s * random.uniform(0.9, 1.1) - client_ms / 1000))
+    finally:
+        await conn.close()
+
+
+async def paced(url: str, calls: int, duration_s: float, interval_s: float = 1.0) -> Samples:
+    out = Samples()
+    now = time.monotonic()
+    await asyncio.gather(
+        *(
+            paced_call(url, f"paced-{calls}-{n}", interval_s, now + duration_s, now + WARMUP_S, out)
+            for n in range(calls)
+        )
+    )
+    return out
+
+
+def saturate(url: str, connections: int, seconds: int) -> str:
+    """wrk against fresh calls, one turn in flight per call; returns wrk's summary."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return "wrk not installed (apt-get install wrk): saturation not measured"
+    calls_per_thread = 500
+    threads = 2
+    asyncio.run(_create_calls(url, threads, calls_per_thread))
+    output = subprocess.run(
+        [
+            wrk,
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(SATURATE_LUA),
+            url,
+            "--",
+            str(calls_per_thread),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return output.stdout
+
+
+async def _create_calls(url: str, threads: int, calls: int) -> None:
+    conn = Connection(url)
+    await conn.open()
+    for thread in range(threads):
+        for number in range(calls):
+            call_id = f"sat-{thread}-{number}"
+            await conn.post("/v1/calls", {"flow": "booking_mri", "lang": "ru", "call_id": call_id})
+    await conn.close()
+
+
+def report(title: str, samples: Samples) -> str:
+    cells = [
+        f"{percentile(values, share):.2f}"
+        for values in (samples.added_ms, samples.client_ms)
+        for share in (0.5, 0.99)
+    ]
+    return f"| {title} | {samples.turns} | {samples.errors} | {' | '.join(cells)} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per paced run")
+    parser.add_argument("--calls", type=int, nargs="+", default=[1, 50, 200])
+    parser.add_argument("--saturate-seconds", type=int, default=10)
+    parser.add_argument("--stall-calls", type=int, default=50)
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    with redis() as redis_url, scripted_llm() as llm_url, dm(redis_url, llm_url) as url:
+        print(
+            "\n| paced load | turns | errors | dm-added p50 ms | dm-added p99 ms "
+            "| client p50 ms | client p99 ms |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for calls in args.calls:
+            samples = asyncio.run(paced(url, calls, args.duration))
+            print(report(f"{calls} calls, 1 turn/s each", samples), flush=True)
+        print("\nsaturated (wrk, 50 connections, each on its own calls):")
+        print(saturate(url, 50, args.saturate_seconds))
+    with (
+        redis() as redis_url,
+        scripted_llm(stall_s=60.0) as llm_url,
+        dm(redis_url, llm_url) as url,
+    ):
+        samples = asyncio.run(paced(url, args.stall_calls, 16.0, interval_s=6.0))
+        deadline_ms = 5000.0
+        within = sum(1 for ms in samples.client_ms if ms <= deadline_ms + 50)
+        dm_within = sum(1 for ms in samples.dm_total_ms if ms <= deadline_ms + 50)
+        print(f"\nstalling LLM, {args.stall_calls} calls, DM_TURN_DEADLINE_S=5.0:")
+        print(
+            f"turns {samples.turns}, errors {samples.errors}, answered within deadline+50 ms: "
+            f"client-observed {within}/{len(samples.client_ms)}, dm-reported "
+            f"{dm_within}/{len(samples.dm_total_ms)}; client max "
+            f"{max(samples.client_ms, default=float('nan')):.1f} ms"
+        )
+
+
+if __name__ == "__main__":
+    main()

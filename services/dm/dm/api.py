@@ -1,0 +1,253 @@
+"""dm's HTTP API: the REST turn API of CONTRACT.md, plus what the gateway uses.
+
+Internal additions (for the gateway; not part of the public contract):
+- `POST /v1/calls/{call_id}/turns` with `Accept: text/event-stream` streams the
+  turn as SSE events `backchannel`, `reply.delta`, then `turn.done`, or
+  `turn.cancelled` / `error`; each event's data is the WebSocket message.
+- `POST /v1/calls/{call_id}/turns/{turn_id}/interrupt` body `{"heard": str}`:
+  the caller barged in. A turn still in flight is cancelled (not applied) →
+  `{"status": "cancelled"}`; a finished one gets what the caller heard noted
+  → `{"status": "recorded"}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import httpx
+import orjson
+import structlog
+from fastapi import Depends, FastAPI, Path, Request
+from fastapi.responses import Response, StreamingResponse
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
+
+from dm.flows import Flow, load_flows
+from dm.flows.loader import BUILTIN_DIR
+from dm.llm import LlmClient
+from dm.metrics import DmMetrics
+from dm.settings import DmSettings
+from dm.speakable import split_sentences
+from dm.store import CallStore
+from dm.turns import ReplayedTurn, RunningTurn, TurnEvent, TurnService
+from svckit.errors import ApiError, BodySizeLimit, error_response, install_error_handlers
+from svckit.metrics import metrics_response
+from svckit.wire import (
+    EVENT_REPLY_DELTA,
+    EVENT_TURN_DONE,
+    ID_PATTERN,
+    MAX_BODY_BYTES,
+    CallCreate,
+    InterruptRequest,
+    TurnRequest,
+    TurnResult,
+)
+
+log = structlog.get_logger("dm.api")
+
+CallId = Annotated[str, Path(pattern=ID_PATTERN)]
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+READY_TIMEOUT_S = 1.0
+
+
+def get_service(request: Request) -> TurnService:
+    service: TurnService = request.app.state.service
+    return service
+
+
+Service = Annotated[TurnService, Depends(get_service)]
+
+
+def create_app(settings: DmSettings | None = None, flows: dict[str, Flow] | None = None) -> FastAPI:
+    settings = settings or DmSettings()
+    # A bad flow file stops start-up here, naming the file and the node.
+    flows = flows if flows is not None else load_flows(settings.dm_flows_dir or BUILTIN_DIR)
+    metrics = DmMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=settings.dm_redis_max_connections, timeout=5
+        )
+        redis = Redis(connection_pool=pool)
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.dm_turn_deadline_s + 1, connect=2.0),
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+        )
+        llm = LlmClient(
+            http,
+            settings.llm_base_url,
+            api_key=settings.llm_api_key,
+            model=settings.llm_model,
+            temperature=settings.dm_llm_temperature,
+        )
+        store = CallStore(redis, settings.dm_state_ttl_s)
+        service = TurnService(settings, store, redis, flows, llm, metrics)
+        app.state.service = service
+        app.state.redis = redis
+        app.state.http = http
+        listener = asyncio.create_task(_listen_forever(service))
+        try:
+            yield
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            await http.aclose()
+            await redis.aclose()
+            await pool.disconnect()
+
+    app = FastAPI(title="dm", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
+
+    @app.exception_handler(RedisError)
+    async def _redis_down(_request: Request, exc: RedisError) -> Response:
+        log.error("redis_error", error=type(exc).__name__)
+        return error_response(
+            503, "state_unavailable", "call state store unreachable", {"Retry-After": "1"}
+        )
+
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> Response:
+        checks = {
+            "redis": await _check_redis(request.app.state.redis),
+            "llm": await _check_llm(request.app.state.http, settings.llm_base_url, settings),
+        }
+        ready = all(value == "ok" for value in checks.values())
+        body = {"status": "ready" if ready else "not_ready", "checks": checks}
+        return Response(
+            orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json"
+        )
+
+    @app.get("/metrics")
+    async def get_metrics() -> Response:
+        return metrics_response(metrics.registry)
+
+    @app.get("/v1/flows")
+    async def list_flows() -> dict[str, Any]:
+        return {"flows": [flow.summary() for flow in flows.values()]}
+
+    @app.get("/v1/flows/{flow_id}")
+    async def get_flow(flow_id: str) -> dict[str, Any]:
+        flow = flows.get(flow_id)
+        if flow is None:
+            raise ApiError(404, "flow_not_found", f"no flow '{flow_id}'")
+        return flow.graph()
+
+    @app.post("/v1/calls", status_code=201)
+    async def create_call(body: CallCreate, service: Service) -> Response:
+        created = await service.create_call(body)
+        structlog.contextvars.bind_contextvars(call_id=created.call_id)
+        return Response(created.model_dump_json(), status_code=201, media_type="application/json")
+
+    @app.get("/v1/calls/{call_id}")
+    async def get_call(call_id: CallId, service: Service) -> dict[str, Any]:
+        return await service.get_call(call_id)
+
+    @app.delete("/v1/calls/{call_id}")
+    async def end_call(call_id: CallId, service: Service) -> dict[str, Any]:
+        structlog.contextvars.bind_contextvars(call_id=call_id)
+        return await service.end_call(call_id, "ended_by_client")
+
+    @app.post("/v1/calls/{call_id}/turns", response_model=None)
+    async def take_turn(
+        call_id: CallId, body: TurnRequest, request: Request, service: Service
+    ) -> Response:
+        received_at = time.perf_counter()
+        structlog.contextvars.bind_contextvars(call_id=call_id, turn_id=body.turn_id)
+        started = await service.start_turn(call_id, body, received_at)
+        if "text/event-stream" in request.headers.get("accept", ""):
+            return StreamingResponse(
+                _sse(started), media_type="text/event-stream", headers=SSE_HEADERS
+            )
+        if isinstance(started, ReplayedTurn):
+            return _json(started.result)
+        # Shielded: a client that hangs up does not stop the turn, which is stored for a retry.
+        result = await asyncio.shield(_finish(started))
+        return _json(result)
+
+    @app.post("/v1/calls/{call_id}/turns/{turn_id}/interrupt")
+    async def interrupt(
+        call_id: CallId,
+        turn_id: Annotated[str, Path(pattern=ID_PATTERN)],
+        body: InterruptRequest,
+        service: Service,
+    ) -> dict[str, str]:
+        structlog.contextvars.bind_contextvars(call_id=call_id, turn_id=turn_id)
+        return {"status": await service.interrupt(call_id, turn_id, body.heard)}
+
+    return app
+
+
+async def _finish(turn: RunningTurn) -> TurnResult:
+    assert turn.task is not None
+    result = await turn.task
+    if result is not None:
+        return result
+    if turn.error is not None:
+        raise turn.error
+    raise ApiError(409, "turn_cancelled", f"turn '{turn.turn_id}' was interrupted")
+
+
+def _json(result: TurnResult) -> Response:
+    return Response(result.model_dump_json(), media_type="application/json")
+
+
+async def _sse(started: RunningTurn | ReplayedTurn) -> AsyncIterator[bytes]:
+    if isinstance(started, ReplayedTurn):
+        result = started.result
+        for piece in split_sentences(result.reply):
+            yield _sse_event(EVENT_REPLY_DELTA, {"turn_id": result.turn_id, "text": piece})
+        yield _sse_event(EVENT_TURN_DONE, result.model_dump())
+        return
+    while True:
+        event: TurnEvent | None = await started.events.get()
+        if event is None:
+            return
+        yield _sse_event(event.name, event.data)
+
+
+def _sse_event(name: str, data: dict[str, Any]) -> bytes:
+    payload = orjson.dumps({"type": name, **data})
+    return b"event: " + name.encode() + b"\ndata: " + payload + b"\n\n"
+
+
+async def _check_redis(redis: Redis) -> str:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_S):
+            await redis.ping()
+    except (RedisError, OSError, TimeoutError) as exc:
+        return f"unreachable: {type(exc).__name__}"
+    return "ok"
+
+
+async def _check_llm(http: httpx.AsyncClient, base_url: str, settings: DmSettings) -> str:
+    headers = {"Authorization": f"Bearer {settings.llm_api_key}"} if settings.llm_api_key else {}
+    try:
+        response = await http.get(
+            base_url.rstrip("/") + "/models", headers=headers, timeout=READY_TIMEOUT_S
+        )
+    except httpx.HTTPError as exc:
+        return f"unreachable: {type(exc).__name__}"
+    return "ok" if response.status_code == 200 else f"status {response.status_code}"
+
+
+async def _listen_forever(service: TurnService) -> None:
+    """Keep the barge-in subscription alive across Redis restarts."""
+    while True:
+        try:
+            await service.listen_for_interrupts()
+        except (RedisError, OSError) as exc:
+            log.warning("interrupt_listener_down", error=type(exc).__name__)
+        await asyncio.sleep(1.0)

@@ -1,0 +1,65 @@
+"""Normalisation and tokenising shared by the extractors."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from typing import NamedTuple
+
+_PUNCTUATION = str.maketrans(
+    {"’": "'", "‘": "'", "ʼ": "'", "`": "'", "–": "-", "—": "-", "‑": "-", "−": "-"}
+)
+_TOKEN = re.compile(r"[0-9]+|[^\W\d_]+")
+
+_NEGATIONS = frozenset({"не", "not"})
+# Words that may stand between a negation and what it negates: "не в понедельник", "not at 3".
+_BETWEEN_NEGATION = frozenset(
+    {"в", "во", "на", "к", "ко", "с", "со", "on", "at", "in", "by", "the"}
+)
+
+
+class Tokens(NamedTuple):
+    """The runs of letters or of ASCII digits in a normalised text, and what lies around them."""
+
+    words: list[str]
+    gaps: list[str]  # gaps[i] comes before words[i]; gaps[-1] after the last word
+
+    def gap_after(self, index: int) -> str | None:
+        """The text between word `index` and the next word, or None without both."""
+        if not 0 <= index < len(self.words) - 1:
+            return None
+        return self.gaps[index + 1]
+
+
+def word_set(words: str) -> frozenset[str]:
+    """The space-separated words of a table written as one string."""
+    return frozenset(words.split())
+
+
+def clean(text: str) -> str:
+    """NFC, with typographic apostrophes and dashes made ASCII; case and ё are kept."""
+    return unicodedata.normalize("NFC", text).translate(_PUNCTUATION)
+
+
+def normalize(text: str) -> str:
+    """`clean`, lower-cased, with ё read as е."""
+    return clean(text).lower().replace("ё", "е")
+
+
+def tokenize(normalized: str) -> Tokens:
+    """Letter runs and digit runs; everything else separates them."""
+    return Tokens(_TOKEN.findall(normalized), _TOKEN.split(normalized))
+
+
+def at(words: Sequence[str], index: int) -> str:
+    """The word at `index`, or "" past either end."""
+    return words[index] if 0 <= index < len(words) else ""
+
+
+def is_negated(words: Sequence[str], index: int) -> bool:
+    """Whether the word at `index` follows a "не"/"not", across up to two prepositions."""
+    before = index - 1
+    while before >= index - 2 and at(words, before) in _BETWEEN_NEGATION:
+        before -= 1
+    return at(words, before) in _NEGATIONS

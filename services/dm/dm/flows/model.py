@@ -1,0 +1,126 @@
+"""The flow file format: slots, nodes, transitions with slot guards, localized texts.
+
+A flow is data; behaviour lives in `dm.engine`. Texts the caller hears are per
+language (`say`, `reask`); what the LLM reads (`instructions`, `goal`) is in
+English, which the small models understand best.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+LocalizedText = dict[str, str]
+SlotType = Literal["string", "phone", "date", "time", "integer", "boolean", "enum"]
+ReplyMode = Literal["generate", "scripted"]
+FlowKind = Literal["booking", "interview"]
+# A guard on a slot: true/false for a boolean slot, a value for an enum slot,
+# or "filled"/"empty" for any slot.
+SlotCondition = bool | str
+
+
+class FlowModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SlotSpec(FlowModel):
+    type: SlotType
+    description: str = ""
+    max_length: int = Field(default=40, ge=1, le=200)
+    # enum: value -> words that name it in any language (matched on word stems).
+    values: dict[str, list[str]] = Field(default_factory=dict)
+    # enum: value -> how to say it, per language (for reply templates).
+    labels: dict[str, LocalizedText] = Field(default_factory=dict)
+    minimum: int | None = None
+    maximum: int | None = None
+    # Control slots (a yes/no, a choice) count only at a node that asks for them,
+    # so a stray "yes" elsewhere confirms nothing.
+    only_when_asked: bool = False
+
+
+class Transition(FlowModel):
+    to: str
+    when: dict[str, SlotCondition] = Field(default_factory=dict)
+    # Slots cleared when this transition is taken (values given in the same turn stay).
+    reset: list[str] = Field(default_factory=list)
+
+
+class Node(FlowModel):
+    id: str = ""  # filled from the key in the flow file
+    goal: str = ""
+    collects: list[str] = Field(default_factory=list)
+    say: LocalizedText
+    reask: LocalizedText = Field(default_factory=dict)
+    transitions: list[Transition] = Field(default_factory=list)
+    final: bool = False
+    reply_mode: ReplyMode | None = None
+    # A read-back node: when the caller corrects a detail here ("no, the phone is …"),
+    # the call stays and reads the details back again.
+    readback: bool = False
+    block: str | None = None  # interview: the competency block this question scores
+    # Turns the call may stay here before moving on anyway; None: until `collects`
+    # is filled (booking) or one follow-up (interview).
+    max_followups: int | None = Field(default=None, ge=0)
+
+    @property
+    def targets(self) -> list[str]:
+        return [t.to for t in self.transitions]
+
+
+class Block(FlowModel):
+    title: LocalizedText
+
+
+class RedFlag(FlowModel):
+    description: str
+    label: LocalizedText
+
+
+class Flow(FlowModel):
+    id: str
+    kind: FlowKind
+    languages: list[str] = Field(min_length=1)
+    start_node: str
+    reply_mode: ReplyMode
+    instructions: str
+    # Whether a caller may give any slot at any step ("Maria, 8 916..., knee, tomorrow"),
+    # or only the slots the current step collects.
+    volunteered_slots: bool = True
+    slots: dict[str, SlotSpec] = Field(default_factory=dict)
+    nodes: dict[str, Node]
+    blocks: dict[str, Block] = Field(default_factory=dict)
+    red_flags: dict[str, RedFlag] = Field(default_factory=dict)
+
+    def reply_mode_of(self, node: Node) -> ReplyMode:
+        return node.reply_mode or self.reply_mode
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "languages": list(self.languages),
+            "start_node": self.start_node,
+        }
+
+    def graph(self) -> dict[str, object]:
+        """The flow graph as GET /v1/flows/{id} shows it."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "start_node": self.start_node,
+            "languages": list(self.languages),
+            "reply_mode": self.reply_mode,
+            "nodes": [
+                {
+                    "id": node.id,
+                    "transitions": node.targets,
+                    "final": node.final,
+                    "slots": list(node.collects),
+                }
+                for node in self.nodes.values()
+            ],
+            "slots": {
+                name: spec.model_dump(exclude_defaults=True) for name, spec in self.slots.items()
+            },
+        }

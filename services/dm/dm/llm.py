@@ -1,0 +1,107 @@
+"""The dm's client for llm-local: one streaming chat completion per turn.
+
+The turn's remaining time goes along as `X-Request-Timeout-Ms`, so llm-local
+stops generating when the dm stops waiting. Leaving the stream early (deadline,
+barge-in) closes the connection, which llm-local also takes as a stop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+TIMEOUT_HEADER = "X-Request-Timeout-Ms"
+MAX_ERROR_BODY = 2048
+
+
+class LlmError(Exception):
+    """The LLM service failed: unreachable, an error status, or a broken stream."""
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    completion_tokens: int | None
+    finish_reason: str | None
+    ttft_ms: float | None
+
+
+class LlmClient:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        *,
+        api_key: str = "",
+        model: str = "",
+        temperature: float = 0.0,
+    ) -> None:
+        self._http = http
+        self._url = base_url.rstrip("/") + "/chat/completions"
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._model = model or "default"
+        self._temperature = temperature
+
+    async def stream_json(
+        self,
+        messages: list[dict[str, str]],
+        schema: dict[str, Any],
+        *,
+        max_tokens: int,
+        timeout_s: float,
+        on_text: Callable[[str], None],
+    ) -> Completion:
+        """Stream a schema-constrained completion, handing each content piece to `on_text`."""
+        body = {
+            "model": self._model,
+            "messages": messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "max_tokens": max_tokens,
+            "temperature": self._temperature,
+            "top_p": 1.0,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "turn", "schema": schema, "strict": True},
+            },
+        }
+        headers = {**self._headers, TIMEOUT_HEADER: str(max(1, int(timeout_s * 1000)))}
+        started = time.perf_counter()
+        ttft_ms: float | None = None
+        tokens: int | None = None
+        finish: str | None = None
+        try:
+            async with self._http.stream(
+                "POST", self._url, content=orjson.dumps(body), headers=headers
+            ) as response:
+                if response.status_code != 200:
+                    detail = (await response.aread())[:MAX_ERROR_BODY].decode(errors="replace")
+                    raise LlmError(f"LLM service answered {response.status_code}: {detail}")
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        return Completion(tokens, finish, ttft_ms)
+                    chunk = orjson.loads(data)
+                    if "error" in chunk:
+                        raise LlmError(f"LLM stream error: {chunk['error']}")
+                    usage = chunk.get("usage")
+                    if usage:
+                        tokens = usage.get("completion_tokens")
+                    for choice in chunk.get("choices") or ():
+                        content = (choice.get("delta") or {}).get("content")
+                        if content:
+                            if ttft_ms is None:
+                                ttft_ms = (time.perf_counter() - started) * 1000
+                            on_text(content)
+                        finish = choice.get("finish_reason") or finish
+        except httpx.HTTPError as exc:
+            raise LlmError(f"LLM service unreachable: {type(exc).__name__}: {exc}") from exc
+        except orjson.JSONDecodeError as exc:
+            raise LlmError("LLM stream sent a chunk that is not JSON") from exc
+        raise LlmError("LLM stream ended without [DONE]")

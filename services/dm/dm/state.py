@@ -1,0 +1,58 @@
+"""What dm keeps per call, as stored in Redis (the version lives beside it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Exchange(BaseModel):
+    """One turn as the call remembers it: the caller's words and what the agent said."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    turn_id: str
+    node: str
+    user: str
+    agent: str
+
+
+class Interruption(BaseModel):
+    """The caller barged in on a turn: what of its reply they heard, and whether the
+    turn was cancelled before it was applied."""
+
+    heard: str
+    cancelled: bool
+    user: str = ""  # the caller's words of a cancelled turn
+    at: float
+
+
+class CallState(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    call_id: str
+    flow: str
+    lang: str
+    node: str
+    greeting: str
+    slots: dict[str, Any] = Field(default_factory=dict)
+    turns: int = 0  # turns applied
+    node_turns: int = 0  # turns spent at the current node
+    history: list[Exchange] = Field(default_factory=list)
+    last_backchannel: str | None = None
+    scores: dict[str, list[int]] = Field(default_factory=dict)  # block -> score per answer
+    red_flags: list[str] = Field(default_factory=list)
+    ended: bool = False
+    end_reason: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: float
+    updated_at: float
+
+    def block_scores(self) -> dict[str, float]:
+        """Mean 0-5 score per competency block, over the answers scored so far."""
+        return {
+            block: round(sum(values) / len(values), 2)
+            for block, values in self.scores.items()
+            if values
+        }

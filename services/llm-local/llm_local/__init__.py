@@ -1,0 +1,1 @@
+"""llm-local: one OpenAI-compatible face over several LLM engines."""

@@ -1,0 +1,1 @@
+"""LLM engines behind llm-local's one OpenAI-compatible face."""

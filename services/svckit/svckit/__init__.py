@@ -1,0 +1,1 @@
+"""Thin kit shared by the services: settings base, logging, errors, wire models."""

@@ -1,0 +1,27 @@
+"""Run an ASGI app under uvicorn the same way for every service."""
+
+from __future__ import annotations
+
+import uvicorn
+from starlette.types import ASGIApp
+
+
+def serve(
+    app: ASGIApp,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    *,
+    ws_max_size: int = 16 * 1024 * 1024,
+) -> None:
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=None,  # logging is configured by svckit.logging
+        access_log=False,  # one canonical line per turn instead of one per request
+        ws_per_message_deflate=False,  # small JSON frames: compression costs more than it saves
+        ws_max_size=ws_max_size,
+        timeout_graceful_shutdown=5,
+    )

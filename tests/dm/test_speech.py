@@ -1,0 +1,67 @@
+"""Reply pieces for TTS and backchannels."""
+
+from __future__ import annotations
+
+import pytest
+
+from dm.backchannel import BACKCHANNELS, choose_backchannel, strip_echo
+from dm.speakable import SpeakableChunker, split_sentences
+
+
+def test_chunker_cuts_at_sentences_and_words_and_loses_nothing() -> None:
+    text = "Понятно. Расскажите, пожалуйста, подробнее о том, как вы пишете тесты для сервисов"
+    chunker = SpeakableChunker()
+    pieces = []
+    for char in text:
+        pieces += chunker.feed(char)
+    pieces.append(chunker.flush())
+    assert "".join(pieces) == text
+    assert pieces[0] == "Понятно. "
+    assert all(p.endswith(" ") for p in pieces[:-1])
+    assert len(pieces) >= 3
+
+
+def test_chunker_waits_for_enough_words() -> None:
+    chunker = SpeakableChunker(min_words=4)
+    assert chunker.feed("one two ") == []
+    assert chunker.feed("three four five") == ["one two three four "]
+    assert chunker.flush() == "five"
+
+
+def test_split_sentences() -> None:
+    text = "Проверим. Мария, телефон +7 916 123-45-67. Всё верно?"
+    pieces = split_sentences(text)
+    assert pieces == ["Проверим. ", "Мария, телефон +7 916 123-45-67. ", "Всё верно?"]
+    assert split_sentences("") == []
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+def test_backchannel_never_repeats_and_is_stable(lang: str) -> None:
+    last = None
+    for turn in range(50):
+        chosen = choose_backchannel(lang, "call-1", turn, last)
+        assert chosen in BACKCHANNELS[lang]
+        assert chosen != last
+        assert chosen == choose_backchannel(lang, "call-1", turn, last)
+        last = chosen
+
+
+def test_backchannel_language() -> None:
+    assert choose_backchannel("ru", "c", 0, None) in BACKCHANNELS["ru"]
+    assert choose_backchannel("de", "c", 0, None) in BACKCHANNELS["en"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "backchannel", "expected"),
+    [
+        ("Понятно, спасибо за ответ. ", "Понятно.", "Спасибо за ответ. "),
+        ("Okay, thanks. ", "Okay.", "Thanks. "),
+        ("Спасибо. ", "Понятно.", "Спасибо. "),
+        ("Понятно.", "Понятно.", "Понятно."),
+        ("Got it all. ", None, "Got it all. "),
+        ("One more thing. ", "One moment.", "One more thing. "),
+        ("One moment, please. ", "One moment.", "Please. "),
+    ],
+)
+def test_strip_echo(reply: str, backchannel: str | None, expected: str) -> None:
+    assert strip_echo(reply, backchannel) == expected
