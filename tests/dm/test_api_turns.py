@@ -239,6 +239,17 @@ async def test_llm_unreachable(redis_url: str) -> None:
             assert ready.json()["checks"]["redis"] == "ok"
 
 
+async def test_llm_service_stopping_at_the_deadline_counts_as_deadline(
+    stack: DmStack, client: httpx.AsyncClient
+) -> None:
+    await new_call(client)
+    cut = '{"slots": {"name": "Мари'
+    stack.llm.push(ScriptedReply(content=cut, finish_reason="length", stop_reason="deadline"))
+    result = (await turn(client, "t1", "Мария")).json()
+    assert result["fallback_reason"] == "deadline"
+    assert result["next_node"] == "ask_name"
+
+
 async def test_truncated_output_with_the_move_is_salvaged(
     stack: DmStack, client: httpx.AsyncClient
 ) -> None:

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-import httpx
+import aiohttp
 import orjson
 import structlog
 from fastapi import Depends, FastAPI, Path, Request
@@ -75,9 +75,11 @@ def create_app(settings: DmSettings | None = None, flows: dict[str, Flow] | None
             settings.redis_url, max_connections=settings.dm_redis_max_connections, timeout=5
         )
         redis = Redis(connection_pool=pool)
-        http = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.dm_turn_deadline_s + 1, connect=2.0),
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+        http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(
+                total=None, connect=2.0, sock_read=settings.dm_turn_deadline_s + 1
+            ),
+            connector=aiohttp.TCPConnector(limit=1024, keepalive_timeout=30),
         )
         llm = LlmClient(
             http,
@@ -98,7 +100,7 @@ def create_app(settings: DmSettings | None = None, flows: dict[str, Flow] | None
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
-            await http.aclose()
+            await http.close()
             await redis.aclose()
             await pool.disconnect()
 
@@ -232,15 +234,18 @@ async def _check_redis(redis: Redis) -> str:
     return "ok"
 
 
-async def _check_llm(http: httpx.AsyncClient, base_url: str, settings: DmSettings) -> str:
+async def _check_llm(http: aiohttp.ClientSession, base_url: str, settings: DmSettings) -> str:
     headers = {"Authorization": f"Bearer {settings.llm_api_key}"} if settings.llm_api_key else {}
     try:
-        response = await http.get(
-            base_url.rstrip("/") + "/models", headers=headers, timeout=READY_TIMEOUT_S
-        )
-    except httpx.HTTPError as exc:
+        async with http.get(
+            base_url.rstrip("/") + "/models",
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=READY_TIMEOUT_S),
+        ) as response:
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
         return f"unreachable: {type(exc).__name__}"
-    return "ok" if response.status_code == 200 else f"status {response.status_code}"
+    return "ok" if status == 200 else f"status {status}"
 
 
 async def _listen_forever(service: TurnService) -> None:

@@ -3,6 +3,10 @@
 The turn's remaining time goes along as `X-Request-Timeout-Ms`, so llm-local
 stops generating when the dm stops waiting. Leaving the stream early (deadline,
 barge-in) closes the connection, which llm-local also takes as a stop.
+
+aiohttp, not httpx, carries this hop: streaming a small SSE answer cost httpx
+~2.5 ms of CPU per request here against ~0.4 ms for aiohttp (bench notes in
+BENCHMARKS.md), and every turn pays it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 TIMEOUT_HEADER = "X-Request-Timeout-Ms"
@@ -23,17 +27,25 @@ class LlmError(Exception):
     """The LLM service failed: unreachable, an error status, or a broken stream."""
 
 
+# llm-local stops this much before the dm's own deadline, so the dm still gets
+# what was generated and can salvage it.
+DEADLINE_HEADROOM_S = 0.02
+
+
 @dataclass(frozen=True, slots=True)
 class Completion:
     completion_tokens: int | None
     finish_reason: str | None
     ttft_ms: float | None
+    # Why the LLM service stopped when finish_reason cannot say: "deadline" when the
+    # X-Request-Timeout-Ms budget ran out (llm-local's and vLLM's `stop_reason`).
+    stop_reason: str | None = None
 
 
 class LlmClient:
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
         base_url: str,
         *,
         api_key: str = "",
@@ -69,24 +81,30 @@ class LlmClient:
                 "json_schema": {"name": "turn", "schema": schema, "strict": True},
             },
         }
-        headers = {**self._headers, TIMEOUT_HEADER: str(max(1, int(timeout_s * 1000)))}
+        budget_ms = int((timeout_s - DEADLINE_HEADROOM_S) * 1000)
+        headers = {**self._headers, TIMEOUT_HEADER: str(max(1, budget_ms))}
         started = time.perf_counter()
         ttft_ms: float | None = None
         tokens: int | None = None
         finish: str | None = None
+        stop_reason: str | None = None
+        finished = False
         try:
-            async with self._http.stream(
-                "POST", self._url, content=orjson.dumps(body), headers=headers
+            async with self._http.post(
+                self._url, data=orjson.dumps(body), headers=headers
             ) as response:
-                if response.status_code != 200:
-                    detail = (await response.aread())[:MAX_ERROR_BODY].decode(errors="replace")
-                    raise LlmError(f"LLM service answered {response.status_code}: {detail}")
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
+                if response.status != 200:
+                    detail = (await response.content.read(MAX_ERROR_BODY)).decode(errors="replace")
+                    raise LlmError(f"LLM service answered {response.status}: {detail}")
+                # Read to the end of the body even after [DONE], so the connection goes
+                # back to the pool instead of being closed.
+                async for raw in response.content:
+                    if finished or not raw.startswith(b"data:"):
                         continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        return Completion(tokens, finish, ttft_ms)
+                    data = raw[5:].strip()
+                    if data == b"[DONE]":
+                        finished = True
+                        continue
                     chunk = orjson.loads(data)
                     if "error" in chunk:
                         raise LlmError(f"LLM stream error: {chunk['error']}")
@@ -100,8 +118,11 @@ class LlmClient:
                                 ttft_ms = (time.perf_counter() - started) * 1000
                             on_text(content)
                         finish = choice.get("finish_reason") or finish
-        except httpx.HTTPError as exc:
+                        stop_reason = choice.get("stop_reason") or stop_reason
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise LlmError(f"LLM service unreachable: {type(exc).__name__}: {exc}") from exc
         except orjson.JSONDecodeError as exc:
             raise LlmError("LLM stream sent a chunk that is not JSON") from exc
+        if finished:
+            return Completion(tokens, finish, ttft_ms, stop_reason)
         raise LlmError("LLM stream ended without [DONE]")

@@ -346,7 +346,8 @@ class TurnService:
         if phase.failure is None:
             parsed = phase.parser.result()
             if parsed.value is None or "next_node" not in parsed.value:
-                phase.failure = "invalid_output"
+                stopped = phase.completion.stop_reason if phase.completion else None
+                phase.failure = "deadline" if stopped == "deadline" else "invalid_output"
             else:
                 understanding = understand(
                     flow, node, schema, parsed.value, turn.text, state.lang, self._today()

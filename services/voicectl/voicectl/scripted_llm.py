@@ -34,6 +34,7 @@ class ScriptedReply:
     stall_s: float = 0.0  # before the response starts
     status: int = 200
     finish_reason: str = "stop"
+    stop_reason: str | None = None  # e.g. "deadline", as llm-local reports a spent budget
 
 
 @dataclass
@@ -168,7 +169,10 @@ class ScriptedLLM:
                 if index and reply.chunk_delay_s:
                     await asyncio.sleep(reply.chunk_delay_s)
                 yield _sse(_chunk(completion_id, {"content": piece}, None))
-            yield _sse(_chunk(completion_id, {}, reply.finish_reason))
+            final = _chunk(completion_id, {}, reply.finish_reason)
+            if reply.stop_reason:
+                final["choices"][0]["stop_reason"] = reply.stop_reason
+            yield _sse(final)
             if (body.get("stream_options") or {}).get("include_usage"):
                 usage_chunk = _chunk(completion_id, None, None)
                 usage_chunk["usage"] = _usage(content, reply)
