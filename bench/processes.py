@@ -13,13 +13,6 @@ import httpx
 
 from voicectl.redis_server import RedisProcess, free_port
 
-SCRIPTED_LLM = """
-import sys, uvicorn
-from voicectl.scripted_llm import ScriptedLLM, ScriptedReply
-llm = ScriptedLLM(ScriptedReply(stall_s=float(sys.argv[2])))
-uvicorn.run(llm.app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
-"""
-
 
 def wait_http(url: str, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
@@ -60,11 +53,11 @@ def redis() -> Iterator[str]:
 
 
 @contextmanager
-def scripted_llm(stall_s: float = 0.0) -> Iterator[str]:
+def instant_llm(stall_s: float = 0.0) -> Iterator[str]:
     """An instant (or stalling) OpenAI-compatible LLM; yields its base URL (…/v1)."""
     port = free_port()
-    with child([sys.executable, "-c", SCRIPTED_LLM, str(port), str(stall_s)]):
-        wait_http(f"http://127.0.0.1:{port}/health")
+    with child([sys.executable, "-m", "bench.instant_llm", str(port), str(stall_s)]):
+        wait_http(f"http://127.0.0.1:{port}/v1/models")
         yield f"http://127.0.0.1:{port}/v1"
 
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.dm.turn_latency [--duration 20] [--calls 1 50 200]
 
-Redis, an instant scripted LLM and dm run as separate processes. The paced client
+Redis, an instant LLM (bench/instant_llm.py) and dm run as separate processes. The paced client
 keeps one HTTP/1.1 connection per call and sends a turn about once a second, as
 a caller would; it is a few lines of asyncio over raw sockets so that it costs
 little CPU. dm-added latency is what dm reports (total_ms - llm_ms); the client's
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from bench.processes import dm, machine, percentile, redis, scripted_llm
+from bench.processes import dm, instant_llm, machine, percentile, redis
 
 WARMUP_S = 2.0
 SATURATE_LUA = Path(__file__).with_name("saturate.lua")
@@ -177,7 +177,7 @@ def main() -> None:
     parser.add_argument("--stall-calls", type=int, default=50)
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    with redis() as redis_url, scripted_llm() as llm_url, dm(redis_url, llm_url) as url:
+    with redis() as redis_url, instant_llm() as llm_url, dm(redis_url, llm_url) as url:
         print(
             "\n| paced load | turns | errors | dm-added p50 ms | dm-added p99 ms "
             "| client p50 ms | client p99 ms |"
@@ -190,7 +190,7 @@ def main() -> None:
         print(saturate(url, 50, args.saturate_seconds))
     with (
         redis() as redis_url,
-        scripted_llm(stall_s=60.0) as llm_url,
+        instant_llm(stall_s=60.0) as llm_url,
         dm(redis_url, llm_url) as url,
     ):
         samples = asyncio.run(paced(url, args.stall_calls, 16.0, interval_s=6.0))
