@@ -1,0 +1,1 @@
+"""Gateway benchmarks: WebSocket load through gateway → dm, and the cost of the dm hop."""
