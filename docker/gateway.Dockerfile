@@ -1,0 +1,28 @@
+# gateway, the public edge (WebSocket and REST). Build from the repository root:
+#   docker build -f docker/gateway.Dockerfile -t voice-dm/gateway .
+# It refuses to listen beyond loopback without GATEWAY_API_KEYS.
+FROM python:3.11.14-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+
+RUN useradd --create-home --uid 10001 app
+WORKDIR /app
+
+# Dependencies first: this layer is rebuilt only when pyproject.toml changes.
+COPY pyproject.toml docker/requirements.py ./
+RUN python requirements.py > requirements.txt && pip install -r requirements.txt
+
+COPY services/svckit/svckit ./svckit
+COPY services/gateway/gateway ./gateway
+
+ENV PYTHONPATH=/app \
+    HOST=0.0.0.0 \
+    GATEWAY_PORT=8080
+USER app
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('GATEWAY_PORT', '8080'), timeout=2)"]
+CMD ["python", "-m", "gateway"]
