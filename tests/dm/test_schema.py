@@ -89,11 +89,7 @@ def test_scripted_schema_has_no_reply_and_generate_puts_reply_first(
     properties = list(generated.schema["properties"])
     assert properties[0] == "reply"
     assert {"score", "red_flags", "next_node"} <= set(properties)
-    assert generated.schema["properties"]["score"] == {
-        "type": "integer",
-        "minimum": 0,
-        "maximum": 5,
-    }
+    assert generated.schema["properties"]["score"] == {"enum": [0, 1, 2, 3, 4, 5]}
     flags = generated.schema["properties"]["red_flags"]
     assert flags["items"]["enum"] == list(interview.red_flags)
     scripted = build_turn_schema(interview, node, "en", generate=False, max_tokens=96)

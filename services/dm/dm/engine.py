@@ -117,8 +117,10 @@ def read_slot(
 ) -> Any:
     """A slot's value from this turn, normalised, or None.
 
-    The caller's words are read first; the LLM's value counts only when its words
-    appear in what the caller said. Yes/no is never taken from the LLM.
+    The caller's words are read first. The LLM's value counts only when its words
+    appear in what the caller said, and then it is read like the caller's words;
+    a choice (enum) the caller's words do not name is taken from the LLM only at
+    the step that asks for it. Yes/no is never taken from the LLM.
     """
     if spec.only_when_asked and not asked:
         return None
@@ -126,7 +128,9 @@ def read_slot(
     if from_text is not None or spec.type == "boolean":
         return from_text
     if spec.type == "enum":
-        return proposed if isinstance(proposed, str) and proposed in spec.values else None
+        if asked and isinstance(proposed, str) and proposed in spec.values:
+            return proposed
+        return None
     if spec.type == "integer":
         if isinstance(proposed, int) and not isinstance(proposed, bool) and str(proposed) in text:
             return _bounded(spec, proposed)
@@ -155,8 +159,8 @@ def _extract(spec: SlotSpec, text: str, lang: str, today: date, *, asked: bool) 
             return extract_yes_no(text, lang)
         case "enum":
             return match_enum(text, spec.values)
-        case "string":
-            # A bare utterance is taken for a name only when the node asked for one.
+        case "name":
+            # A bare utterance is taken for a name only when the step asked for one.
             name = extract_name(text, lang) if asked else None
             return name[: spec.max_length] if name else None
     return None

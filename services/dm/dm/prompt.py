@@ -41,12 +41,11 @@ def system_prompt(flow: Flow, lang: str) -> str:
     if flow.slots:
         lines.append("Slots:")
         lines += [f"- {name}: {spec.description or spec.type}" for name, spec in flow.slots.items()]
-    lines.append("Steps:")
-    lines += [f"- {node.id}: {node.goal}" for node in flow.nodes.values() if not node.final]
     return "\n".join(lines)
 
 
 def user_prompt(
+    flow: Flow,
     node: Node,
     state: CallState,
     interruptions: Mapping[str, Interruption],
@@ -55,9 +54,13 @@ def user_prompt(
     history: int,
 ) -> str:
     known = {name: value for name, value in state.slots.items() if value is not None}
+    choices = [
+        f"{move}: stay on this step" if move == node.id else f"{move}: {flow.nodes[move].goal}"
+        for move in moves
+    ]
     lines = [
-        f"Current step: {node.id} ({node.goal})",
-        f"Possible next steps: {', '.join(moves)}",
+        f"Current step: {node.id}: {node.goal}",
+        f"next_node choices: {' | '.join(choices)}",
         f"Known: {_compact(known) if known else 'nothing yet'}",
         "Conversation:",
     ]
@@ -81,6 +84,7 @@ def heard_reply(exchange: Exchange, interruptions: Mapping[str, Interruption]) -
 
 def build_messages(
     system: str,
+    flow: Flow,
     node: Node,
     state: CallState,
     interruptions: Mapping[str, Interruption],
@@ -89,7 +93,7 @@ def build_messages(
     history: int,
 ) -> list[dict[str, str]]:
     """`system` is `system_prompt(flow, state.lang)`, computed once per flow and language."""
-    user = user_prompt(node, state, interruptions, moves, text, history)
+    user = user_prompt(flow, node, state, interruptions, moves, text, history)
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 

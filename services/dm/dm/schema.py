@@ -20,8 +20,8 @@ TOKENS_PER_CHAR = {"ru": 0.9, "en": 0.35}
 DIGIT_TOKENS_PER_CHAR = 1.0
 # Tokens a key costs with its quotes, colon and comma.
 KEY_OVERHEAD = 3
-MIN_STRING_CHARS = {"string": 12, "phone": 16, "date": 10, "time": 5}
-DEFAULT_STRING_CHARS = {"string": 40, "phone": 20, "date": 24, "time": 16}
+MIN_STRING_CHARS = {"string": 12, "name": 12, "phone": 16, "date": 10, "time": 5}
+DEFAULT_STRING_CHARS = {"string": 40, "name": 40, "phone": 20, "date": 24, "time": 16}
 REPLY_CHARS = {"ru": 90, "en": 200}
 MIN_REPLY_CHARS = 24
 SAFETY_TOKENS = 4
@@ -64,7 +64,8 @@ def build_turn_schema(
 
     tail: dict[str, Any] = {}
     if has_score:
-        tail["score"] = {"type": "integer", "minimum": 0, "maximum": 5}
+        # An enum, not minimum/maximum: every backend's grammar can enforce an enum.
+        tail["score"] = {"enum": list(range(6))}
         tail["red_flags"] = {
             "type": "array",
             "items": {"enum": list(flow.red_flags)},
@@ -142,7 +143,7 @@ def _fit_volunteered_slots(
 
 
 def _string_chars(spec: SlotSpec) -> int:
-    if spec.type == "string":
+    if spec.type in ("string", "name"):
         return spec.max_length
     return min(spec.max_length, DEFAULT_STRING_CHARS[spec.type])
 
@@ -160,11 +161,7 @@ def _slot_schema(spec: SlotSpec, chars: int | None) -> dict[str, Any]:
     elif spec.type == "boolean":
         value = {"type": "boolean"}
     elif spec.type == "integer":
-        value = {"type": "integer"}
-        if spec.minimum is not None:
-            value["minimum"] = spec.minimum
-        if spec.maximum is not None:
-            value["maximum"] = spec.maximum
+        value = {"type": "integer"}  # bounds are checked by dm: not every grammar has them
     else:
         value = {"type": "string", "maxLength": chars or _string_chars(spec)}
     # anyOf, not "type": [..., "null"]: llama.cpp's converter drops maxLength on type lists.

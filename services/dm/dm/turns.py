@@ -328,6 +328,7 @@ class TurnService:
 
         messages = build_messages(
             self._systems[(flow.id, state.lang)],
+            flow,
             node,
             state,
             call.interruptions,

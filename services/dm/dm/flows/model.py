@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 LocalizedText = dict[str, str]
-SlotType = Literal["string", "phone", "date", "time", "integer", "boolean", "enum"]
+SlotType = Literal["string", "name", "phone", "date", "time", "integer", "boolean", "enum"]
 ReplyMode = Literal["generate", "scripted"]
 FlowKind = Literal["booking", "interview"]
 # A guard on a slot: true/false for a boolean slot, a value for an enum slot,
