@@ -72,12 +72,17 @@ def test_slots_are_typed_nullable_and_closed(flows: dict[str, Flow]) -> None:
     assert name[0]["type"] == "string"
     assert name[0]["maxLength"] <= 40
     assert name[1] == {"type": "null"}
-    exam = slots["properties"]["exam"]["anyOf"][0]
-    assert exam == {"enum": list(booking.slots["exam"].values)}
-    # The node's own slot comes first; control slots of other nodes never appear.
-    assert next(iter(slots["properties"])) == "name"
-    assert "confirmed" not in slots["properties"]
+    # Only what the step asks for; volunteered phones, exams, dates are the extractors' job.
+    assert list(slots["properties"]) == ["name"]
     assert "reply" not in turn.schema["properties"]
+    exam_step = build_turn_schema(
+        booking, booking.nodes["ask_exam"], "ru", generate=False, max_tokens=96
+    )
+    exam_slots = exam_step.schema["properties"]["slots"]["properties"]
+    assert exam_slots["exam"]["anyOf"][0] == {"enum": list(booking.slots["exam"].values)}
+    # The step's own slot first, then free text a caller may volunteer (a name).
+    assert list(exam_slots) == ["exam", "name"]
+    assert "confirmed" not in exam_slots
 
 
 def test_scripted_schema_has_no_reply_and_generate_puts_reply_first(
@@ -114,4 +119,12 @@ def test_smaller_cap_shrinks_strings(flows: dict[str, Flow]) -> None:
     wide_name = wide.schema["properties"]["slots"]["properties"]["name"]["anyOf"][0]
     narrow_name = narrow.schema["properties"]["slots"]["properties"]["name"]["anyOf"][0]
     assert narrow_name["maxLength"] < wide_name["maxLength"]
-    assert len(narrow.slot_names) < len(wide.slot_names)
+    exam_step = booking.nodes["ask_exam"]
+    assert (
+        "name"
+        in build_turn_schema(booking, exam_step, "ru", generate=False, max_tokens=96).slot_names
+    )
+    assert (
+        "name"
+        not in build_turn_schema(booking, exam_step, "ru", generate=False, max_tokens=30).slot_names
+    )

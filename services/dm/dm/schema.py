@@ -26,6 +26,7 @@ REPLY_CHARS = {"ru": 90, "en": 200}
 MIN_REPLY_CHARS = 24
 SAFETY_TOKENS = 4
 MAX_RED_FLAGS = 2
+FREE_TEXT = ("string", "name")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +133,17 @@ def _fit_own_slots(
 def _fit_volunteered_slots(
     flow: Flow, node: Node, tpc: float, budget: float, taken: dict[str, Any]
 ) -> dict[str, Any]:
-    """Slots a caller may volunteer here, at full size, while they fit in `budget`."""
+    """Free-text slots a caller may volunteer here, at full size, while they fit in `budget`.
+
+    Volunteered phones, dates, times, numbers and choices are read from the caller's
+    words by dm's extractors at every step; asking the LLM for them too only costs
+    tokens (and invites guesses). Free text has no extractor, so the LLM reads it.
+    """
     chosen: dict[str, Any] = {}
     for name in fillable_slots(flow, node):
         cost = _slot_cost(flow.slots[name], tpc, None)
-        if name not in taken and cost <= budget:
+        free_text = flow.slots[name].type in FREE_TEXT
+        if name not in taken and free_text and cost <= budget:
             chosen[name] = _slot_schema(flow.slots[name], None)
             budget -= cost
     return chosen

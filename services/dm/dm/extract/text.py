@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 _PUNCTUATION = str.maketrans(
@@ -42,6 +43,9 @@ def clean(text: str) -> str:
     return unicodedata.normalize("NFC", text).translate(_PUNCTUATION)
 
 
+# Every extractor of a turn normalises the same utterance, and enum stems are
+# normalised on every match: a small cache makes that once each.
+@lru_cache(maxsize=1024)
 def normalize(text: str) -> str:
     """`clean`, lower-cased, with ё read as е."""
     return clean(text).lower().replace("ё", "е")
