@@ -65,7 +65,7 @@ def user_prompt(
         "Conversation:",
     ]
     exchanges = state.history[-history:] if history else []
-    if not exchanges or len(state.history) <= history:
+    if not state.history:
         lines.append(f"Agent: {state.greeting}")
     for exchange in exchanges:
         lines.append(f"Caller: {exchange.user}")

@@ -27,7 +27,9 @@ class DmSettings(ServiceSettings):
         default=86_400, ge=60
     )  # every call key expires after this idle time
     dm_history_turns: int = Field(default=8, ge=1, le=100)  # exchanges kept in call state
-    dm_prompt_history_turns: int = Field(default=3, ge=0, le=20)  # exchanges shown to the LLM
+    # Exchanges shown to the LLM. Each costs prefill time on a CPU model (Russian ~0.84
+    # tokens per character); the step goal already says what was asked.
+    dm_prompt_history_turns: int = Field(default=1, ge=0, le=20)
     dm_redis_max_connections: int = Field(default=256, ge=4)
     dm_persist_reserve_s: float = Field(default=0.05, ge=0)  # deadline share kept for persisting
 
