@@ -338,8 +338,10 @@ async def test_interview_scores_and_red_flags(stack: DmStack, client: httpx.Asyn
     assert result["slots"]["years_python"] == 6
     stack.llm.push(answer("I see.", "q_testing", 2))
     await turn(client, "t3", "threads are for IO I think")
-    stack.llm.push(answer("Okay.", "q_code_review", 0, ["no_testing"]))
-    await turn(client, "t4", "I never write tests, QA does that")
+    stack.llm.push(answer("I never write tests, QA does that.", "q_code_review", 0, ["no_testing"]))
+    parroted = (await turn(client, "t4", "I never write tests, QA does that")).json()
+    # A reply that only repeats the caller is not spoken; the next question still is.
+    assert parroted["reply"] == "What do you look at first when you review someone's code?"
     state = (await client.get("/v1/calls/call-1")).json()
     assert state["scores"] == {"python": 3.0, "engineering": 0.0}
     assert state["red_flags"] == ["no_testing"]

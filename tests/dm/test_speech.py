@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dm.backchannel import BACKCHANNELS, choose_backchannel, strip_echo
+from dm.reply_guard import is_parroting
 from dm.speakable import SpeakableChunker, split_sentences
 
 
@@ -65,3 +66,17 @@ def test_backchannel_language() -> None:
 )
 def test_strip_echo(reply: str, backchannel: str | None, expected: str) -> None:
     assert strip_echo(reply, backchannel) == expected
+
+
+@pytest.mark.parametrize(
+    ("reply", "sources", "parrots"),
+    [
+        ("Я пишу юнит-тесты на pytest", ("Я пишу юнит-тесты на pytest, иногда e2e",), True),
+        ("How the candidate tests code.", ("caller", "How the candidate tests code."), True),
+        ("Спасибо, подробный ответ.", ("Я пишу юнит-тесты на pytest",), False),
+        ("Thanks, that helps.", ("I write pytest tests",), False),
+        ("...", ("anything",), True),
+    ],
+)
+def test_parroting_replies(reply: str, sources: tuple[str, ...], parrots: bool) -> None:
+    assert is_parroting(reply, *sources) is parrots

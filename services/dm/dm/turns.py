@@ -31,6 +31,7 @@ from dm.keys import INTERRUPT_CHANNEL
 from dm.llm import Completion, LlmClient, LlmError
 from dm.metrics import DmMetrics
 from dm.prompt import build_messages, heard_reply, system_prompt
+from dm.reply_guard import is_parroting
 from dm.schema import TurnSchema, build_turn_schema
 from dm.settings import DmSettings
 from dm.speakable import SpeakableChunker, split_sentences
@@ -95,18 +96,27 @@ class _LlmPhase:
 
     parser: StreamedObject
     backchannel: str
+    # Texts a generated reply must not merely repeat: the caller's words, the agent's lines.
+    echo_sources: tuple[str, ...] = ()
     chunker: SpeakableChunker = field(default_factory=SpeakableChunker)
     spoken: list[str] = field(default_factory=list)
+    parroting: bool = False  # the reply only repeated a source: none of it is spoken
     completion: Completion | None = None
     failure: FallbackReason | None = None
     cancelled: bool = False
     llm_ms: float = 0.0
 
     def speak(self, turn: RunningTurn, pieces: list[str]) -> None:
-        """Send reply pieces; the first loses a repeat of the backchannel."""
+        """Send reply pieces; the first loses a repeat of the backchannel, and a reply
+        that starts by parroting is not sent at all."""
         pieces = [piece for piece in pieces if piece]
-        if pieces and not self.spoken:
+        if self.parroting or not pieces:
+            return
+        if not self.spoken:
             pieces[0] = strip_echo(pieces[0], self.backchannel)
+            if is_parroting(pieces[0], *self.echo_sources):
+                self.parroting = True
+                return
         for piece in pieces:
             self.spoken.append(piece)
             turn.emit(EVENT_REPLY_DELTA, {"turn_id": turn.turn_id, "text": piece})
@@ -336,7 +346,12 @@ class TurnService:
             turn.text,
             self.settings.dm_prompt_history_turns,
         )
-        phase = _LlmPhase(StreamedObject("reply" if schema.has_reply else None), backchannel)
+        previous = state.history[-1].agent if state.history else state.greeting
+        phase = _LlmPhase(
+            StreamedObject("reply" if schema.has_reply else None),
+            backchannel,
+            echo_sources=(turn.text, previous, node.goal),
+        )
         deadline = received_at + self.settings.dm_turn_deadline_s
         await self._call_llm(turn, phase, messages, schema, deadline)
         if phase.cancelled:
