@@ -46,10 +46,16 @@ class LlmSettings(ServiceSettings):
 
     # Embedded engine.
     llm_n_ctx: int = Field(default=4096, ge=256)
-    llm_n_threads: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
+    # One core fewer than the machine has: dm, the gateway and Redis share it, and
+    # llama.cpp threads that must wait for a busy core slow every decode step (on
+    # 2 busy cores, 2 threads ran ~4x slower per step than 1).
+    llm_n_threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) - 1), ge=1)
     llm_n_batch: int = Field(default=512, ge=16)
     llm_max_sequences: int = Field(default=8, ge=1)  # requests decoded together
     llm_max_queue: int = Field(default=32, ge=0)  # requests waiting for a free sequence
+    llm_prefix_cache_slots: int = Field(default=4, ge=0)  # system prompts kept decoded
+    llm_prefill_chunk: int = Field(default=32, ge=1)  # prompt tokens per decode step
+    llm_grammar_top_k: int = Field(default=40, ge=0)  # candidates checked first (0: all)
 
     @property
     def model_name(self) -> str:

@@ -130,6 +130,12 @@ class NotReady(BackendError):
     code = "not_ready"
 
 
+class DeadlineExceeded(NotReady):
+    """The caller's deadline passed before generation started (503, Retry-After)."""
+
+    code = "deadline_exceeded"
+
+
 class UpstreamError(BackendError):
     """The upstream engine failed or answered with an error."""
 

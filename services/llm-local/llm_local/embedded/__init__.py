@@ -1,0 +1,1 @@
+"""The `embedded` backend: llama.cpp in-process, several requests decoded together."""
