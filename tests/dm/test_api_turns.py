@@ -294,6 +294,10 @@ async def test_whole_booking_call_and_summary(stack: DmStack, client: httpx.Asyn
         assert result["fallback"] is False, result
         nodes.append(result["next_node"])
     assert nodes == ["ask_phone", "ask_exam", "ask_date", "ask_time", "confirm", "done"]
+    # Scripted steps send no history: the step goal says what was asked.
+    last_prompt = stack.llm.requests[-1].body["messages"][1]["content"]
+    assert "at 3 pm" not in last_prompt
+    assert "Caller's latest message: \"yes, that's right\"" in last_prompt
     assert result["done"] is True
     assert result["reply"].startswith("Done, Anna Smith! You are booked for a knee MRI on")
     slots = result["slots"]
@@ -433,3 +437,15 @@ async def test_health_ready_metrics(stack: DmStack, client: httpx.AsyncClient) -
     assert 'dm_fallbacks_total{reason="llm_error"} 1.0' in metrics
     assert 'dm_turns_total{fallback="true",flow="booking_mri"} 1.0' in metrics
     assert "dm_turn_added_seconds_bucket" in metrics
+
+
+async def test_warm_up_decodes_every_system_prompt_once(redis_url: str) -> None:
+    with dm_stack(redis_url, dm_llm_warm_up=True) as stack:
+        for _ in range(500):
+            if len(stack.llm.requests) >= 4:
+                break
+            await asyncio.sleep(0.01)
+        systems = [r.body["messages"][0]["content"] for r in stack.llm.requests]
+        assert len(systems) == 4  # two flows, two languages each
+        assert len(set(systems)) == 4
+        assert all(r.body["max_tokens"] == 1 for r in stack.llm.requests)

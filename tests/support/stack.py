@@ -30,6 +30,8 @@ def dm_settings(redis_url: str, llm_url: str, **overrides: Any) -> DmSettings:
         "redis_url": redis_url,
         "llm_base_url": llm_url,
         "dm_turn_deadline_s": 2.0,
+        # Tests queue exact LLM replies; a warm-up request would take one.
+        "dm_llm_warm_up": False,
     }
     values.update(overrides)
     return DmSettings(_env_file=None, **values)  # type: ignore[call-arg]

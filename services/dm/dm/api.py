@@ -53,6 +53,7 @@ log = structlog.get_logger("dm.api")
 CallId = Annotated[str, Path(pattern=ID_PATTERN)]
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 READY_TIMEOUT_S = 1.0
+WARM_UP_ATTEMPTS = 120  # seconds to wait for the LLM service to come up
 
 
 def get_service(request: Request) -> TurnService:
@@ -93,13 +94,17 @@ def create_app(settings: DmSettings | None = None, flows: dict[str, Flow] | None
         app.state.service = service
         app.state.redis = redis
         app.state.http = http
-        listener = asyncio.create_task(_listen_forever(service))
+        background = [asyncio.create_task(_listen_forever(service))]
+        if settings.dm_llm_warm_up:
+            background.append(asyncio.create_task(_warm_up_when_ready(service, http, settings)))
         try:
             yield
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await http.close()
             await redis.aclose()
             await pool.disconnect()
@@ -246,6 +251,17 @@ async def _check_llm(http: aiohttp.ClientSession, base_url: str, settings: DmSet
     except (aiohttp.ClientError, TimeoutError) as exc:
         return f"unreachable: {type(exc).__name__}"
     return "ok" if status == 200 else f"status {status}"
+
+
+async def _warm_up_when_ready(
+    service: TurnService, http: aiohttp.ClientSession, settings: DmSettings
+) -> None:
+    """Warm the LLM's prompt cache once it answers (it may still be loading its model)."""
+    for _ in range(WARM_UP_ATTEMPTS):
+        if await _check_llm(http, settings.llm_base_url, settings) == "ok":
+            await service.warm_up()
+            return
+        await asyncio.sleep(1.0)
 
 
 async def _listen_forever(service: TurnService) -> None:

@@ -16,6 +16,9 @@ class DmSettings(ServiceSettings):
     dm_turn_deadline_s: float = Field(default=5.0, gt=0.1, le=60)
     dm_max_tokens: int = Field(default=96, ge=16, le=4096)
     dm_llm_temperature: float = Field(default=0.0, ge=0, le=2)
+    # Decode each flow's system prompt in the LLM service at start-up (its prompt cache),
+    # so the first turn of a flow does not pay the whole prefill inside its deadline.
+    dm_llm_warm_up: bool = True
 
     dm_flows_dir: str = ""  # empty: the flows shipped with dm
     # Reply mode per flow, overriding the flow file: "generate" or "scripted" for every

@@ -58,6 +58,7 @@ EVENT_TURN_CANCELLED = "turn.cancelled"
 LOCK_MARGIN_S = 2.0  # the turn lock outlives the deadline by this much
 INTERRUPT_WAIT_S = 10.0
 REMOTE_POLL_S = 0.02
+WARM_UP_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,7 +345,8 @@ class TurnService:
             call.interruptions,
             schema.moves,
             turn.text,
-            self.settings.dm_prompt_history_turns,
+            # A scripted step's question is its goal; history only costs prefill there.
+            self.settings.dm_prompt_history_turns if generate else 0,
         )
         previous = state.history[-1].agent if state.history else state.greeting
         phase = _LlmPhase(
@@ -493,6 +495,28 @@ class TurnService:
         turn.emit(EVENT_TURN_CANCELLED, {"turn_id": turn.turn_id})
         self.metrics.interrupts.labels("cancelled").inc()
         log.info("turn_cancelled", call_id=turn.call_id, turn_id=turn.turn_id, node=state.node)
+
+    async def warm_up(self) -> None:
+        """Have the LLM service decode each flow's system prompt once, before the first call.
+
+        llm-local keeps a decoded system prompt and copies it into each new request;
+        without this, the first turn of each flow and language pays the whole prefill
+        (~250 tokens, seconds on a CPU model) inside its deadline.
+        """
+        for (flow_id, lang), system in self._systems.items():
+            messages = [{"role": "system", "content": system}, {"role": "user", "content": "."}]
+            try:
+                await self.llm.stream_json(
+                    messages,
+                    {"type": "object"},
+                    max_tokens=1,
+                    timeout_s=WARM_UP_TIMEOUT_S,
+                    on_text=lambda _text: None,
+                )
+            except LlmError as exc:
+                log.warning("warm_up_failed", flow=flow_id, lang=lang, error=str(exc)[:200])
+                return
+        log.info("warmed_up", prompts=len(self._systems))
 
     # Barge-in
 
