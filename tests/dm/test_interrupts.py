@@ -94,7 +94,7 @@ async def test_barge_in_reaches_the_replica_running_the_turn(redis_url: str) -> 
 
 
 async def test_barge_in_after_the_turn_records_what_was_heard(redis_url: str) -> None:
-    with dm_stack(redis_url) as stack:
+    with dm_stack(redis_url, dm_prompt_history_turns=1) as stack:
         stack.llm.push(ScriptedReply(content=SLOW_REPLY))
         async with httpx.AsyncClient(base_url=stack.dm_url, timeout=10) as client:
             await _start_interview(client)

@@ -258,8 +258,8 @@ async def _warm_up_when_ready(
 ) -> None:
     """Warm the LLM's prompt cache once it answers (it may still be loading its model)."""
     for _ in range(WARM_UP_ATTEMPTS):
-        if await _check_llm(http, settings.llm_base_url, settings) == "ok":
-            await service.warm_up()
+        ready = await _check_llm(http, settings.llm_base_url, settings) == "ok"
+        if ready and await service.warm_up():
             return
         await asyncio.sleep(1.0)
 

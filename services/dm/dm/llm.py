@@ -11,7 +11,6 @@ BENCHMARKS.md), and every turn pays it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +35,6 @@ DEADLINE_HEADROOM_S = 0.02
 class Completion:
     completion_tokens: int | None
     finish_reason: str | None
-    ttft_ms: float | None
     # Why the LLM service stopped when finish_reason cannot say: "deadline" when the
     # X-Request-Timeout-Ms budget ran out (llm-local's and vLLM's `stop_reason`).
     stop_reason: str | None = None
@@ -83,8 +81,6 @@ class LlmClient:
         }
         budget_ms = int((timeout_s - DEADLINE_HEADROOM_S) * 1000)
         headers = {**self._headers, TIMEOUT_HEADER: str(max(1, budget_ms))}
-        started = time.perf_counter()
-        ttft_ms: float | None = None
         tokens: int | None = None
         finish: str | None = None
         stop_reason: str | None = None
@@ -114,8 +110,6 @@ class LlmClient:
                     for choice in chunk.get("choices") or ():
                         content = (choice.get("delta") or {}).get("content")
                         if content:
-                            if ttft_ms is None:
-                                ttft_ms = (time.perf_counter() - started) * 1000
                             on_text(content)
                         finish = choice.get("finish_reason") or finish
                         stop_reason = choice.get("stop_reason") or stop_reason
@@ -124,5 +118,5 @@ class LlmClient:
         except orjson.JSONDecodeError as exc:
             raise LlmError("LLM stream sent a chunk that is not JSON") from exc
         if finished:
-            return Completion(tokens, finish, ttft_ms, stop_reason)
+            return Completion(tokens, finish, stop_reason)
         raise LlmError("LLM stream ended without [DONE]")

@@ -45,7 +45,6 @@ def system_prompt(flow: Flow, lang: str) -> str:
 
 
 def user_prompt(
-    flow: Flow,
     node: Node,
     state: CallState,
     interruptions: Mapping[str, Interruption],
@@ -53,23 +52,21 @@ def user_prompt(
     text: str,
     history: int,
 ) -> str:
+    """The turn: the step, its next_node choices, known slots, the last `history`
+    exchanges, the caller's words. Kept short: every token is prefill time."""
     known = {name: value for name, value in state.slots.items() if value is not None}
-    choices = [
-        f"{move}: stay on this step" if move == node.id else f"{move}: {flow.nodes[move].goal}"
-        for move in moves
-    ]
+    choices = [f"{move} (stay)" if move == node.id else move for move in moves]
     lines = [
         f"Current step: {node.id}: {node.goal}",
         f"next_node choices: {' | '.join(choices)}",
         f"Known: {_compact(known) if known else 'nothing yet'}",
-        "Conversation:",
     ]
-    exchanges = state.history[-history:] if history else []
-    if not state.history:
-        lines.append(f"Agent: {state.greeting}")
-    for exchange in exchanges:
-        lines.append(f"Caller: {exchange.user}")
-        lines.append(f"Agent: {heard_reply(exchange, interruptions)}")
+    if history:
+        if not state.history:
+            lines.append(f"Agent: {state.greeting}")
+        for exchange in state.history[-history:]:
+            lines.append(f"Caller: {exchange.user}")
+            lines.append(f"Agent: {heard_reply(exchange, interruptions)}")
     lines.append(f"Caller's latest message: {json.dumps(text, ensure_ascii=False)}")
     return "\n".join(lines)
 
@@ -84,7 +81,6 @@ def heard_reply(exchange: Exchange, interruptions: Mapping[str, Interruption]) -
 
 def build_messages(
     system: str,
-    flow: Flow,
     node: Node,
     state: CallState,
     interruptions: Mapping[str, Interruption],
@@ -93,7 +89,7 @@ def build_messages(
     history: int,
 ) -> list[dict[str, str]]:
     """`system` is `system_prompt(flow, state.lang)`, computed once per flow and language."""
-    user = user_prompt(flow, node, state, interruptions, moves, text, history)
+    user = user_prompt(node, state, interruptions, moves, text, history)
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 

@@ -30,9 +30,11 @@ class DmSettings(ServiceSettings):
         default=86_400, ge=60
     )  # every call key expires after this idle time
     dm_history_turns: int = Field(default=8, ge=1, le=100)  # exchanges kept in call state
-    # Exchanges shown to the LLM. Each costs prefill time on a CPU model (Russian ~0.84
-    # tokens per character); the step goal already says what was asked.
-    dm_prompt_history_turns: int = Field(default=1, ge=0, le=20)
+    # Earlier exchanges shown to the LLM. On the embedded CPU model a prompt token
+    # costs ~8 ms of prefill and Russian ~0.84 tokens per character, so one exchange
+    # costs ~0.5 s of the deadline; the step goal already says what was asked.
+    # Raise it for bigger models.
+    dm_prompt_history_turns: int = Field(default=0, ge=0, le=20)
     dm_redis_max_connections: int = Field(default=256, ge=4)
     dm_persist_reserve_s: float = Field(default=0.05, ge=0)  # deadline share kept for persisting
 

@@ -106,6 +106,7 @@ class _LlmPhase:
     failure: FallbackReason | None = None
     cancelled: bool = False
     llm_ms: float = 0.0
+    ttft_ms: float | None = None  # first content from the LLM, also when it then failed
 
     def speak(self, turn: RunningTurn, pieces: list[str]) -> None:
         """Send reply pieces; the first loses a repeat of the backchannel, and a reply
@@ -339,14 +340,12 @@ class TurnService:
 
         messages = build_messages(
             self._systems[(flow.id, state.lang)],
-            flow,
             node,
             state,
             call.interruptions,
             schema.moves,
             turn.text,
-            # A scripted step's question is its goal; history only costs prefill there.
-            self.settings.dm_prompt_history_turns if generate else 0,
+            self.settings.dm_prompt_history_turns,
         )
         previous = state.history[-1].agent if state.history else state.greeting
         phase = _LlmPhase(
@@ -387,7 +386,7 @@ class TurnService:
             turn.emit(EVENT_REPLY_DELTA, {"turn_id": turn.turn_id, "text": piece})
 
         completion = phase.completion
-        ttft = completion.ttft_ms if completion else None
+        ttft = phase.ttft_ms
         result = TurnResult(
             call_id=state.call_id,
             turn_id=turn.turn_id,
@@ -451,6 +450,8 @@ class TurnService:
         budget = deadline - time.perf_counter() - self.settings.dm_persist_reserve_s
 
         def on_text(text: str) -> None:
+            if phase.ttft_ms is None:
+                phase.ttft_ms = (time.perf_counter() - started) * 1000
             delta = phase.parser.feed(text)
             if delta:
                 phase.speak(turn, phase.chunker.feed(delta))
@@ -496,7 +497,7 @@ class TurnService:
         self.metrics.interrupts.labels("cancelled").inc()
         log.info("turn_cancelled", call_id=turn.call_id, turn_id=turn.turn_id, node=state.node)
 
-    async def warm_up(self) -> None:
+    async def warm_up(self) -> bool:
         """Have the LLM service decode each flow's system prompt once, before the first call.
 
         llm-local keeps a decoded system prompt and copies it into each new request;
@@ -514,9 +515,10 @@ class TurnService:
                     on_text=lambda _text: None,
                 )
             except LlmError as exc:
-                log.warning("warm_up_failed", flow=flow_id, lang=lang, error=str(exc)[:200])
-                return
+                log.info("warm_up_waiting", flow=flow_id, lang=lang, error=str(exc)[:200])
+                return False
         log.info("warmed_up", prompts=len(self._systems))
+        return True
 
     # Barge-in
 
