@@ -346,11 +346,18 @@ async def test_interview_scores_and_red_flags(stack: DmStack, client: httpx.Asyn
     parroted = (await turn(client, "t4", "I never write tests, QA does that")).json()
     # A reply that only repeats the caller is not spoken; the next question still is.
     assert parroted["reply"] == "What do you look at first when you review someone's code?"
+    bound = stack.llm.requests[-1].body["response_format"]["json_schema"]["schema"]
+    cut_at = bound["properties"]["reply"]["maxLength"]
+    rambling = ("Good point. " + "and then " * 20)[:cut_at]
+    stack.llm.push(answer(rambling, "q_conflict", 3))
+    cut = (await turn(client, "t5", "Naming and tests")).json()
+    # Whole sentences only: the sentence the length bound cut off is not spoken.
+    assert cut["reply"].startswith("Good point. Tell me about a time you disagreed")
     state = (await client.get("/v1/calls/call-1")).json()
-    assert state["scores"] == {"python": 3.0, "engineering": 0.0}
+    assert state["scores"] == {"python": 3.0, "engineering": 1.5}
     assert state["red_flags"] == ["no_testing"]
     summary = (await client.delete("/v1/calls/call-1")).json()
-    assert summary["scores"] == {"python": 3.0, "engineering": 0.0}
+    assert summary["scores"] == {"python": 3.0, "engineering": 1.5}
     assert summary["red_flags"] == ["no_testing"]
     assert summary["end_reason"] == "ended_by_client"
 

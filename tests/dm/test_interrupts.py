@@ -13,7 +13,7 @@ from voicectl.scripted_llm import ScriptedReply
 
 SLOW_REPLY = json.dumps(
     {
-        "reply": "Понятно, спасибо за подробный рассказ о вашем опыте работы с Python.",
+        "reply": "Понятно, спасибо. Интересный опыт работы с Python.",
         "slots": {"candidate_name": "Алекс"},
         "next_node": "q_experience",
     },

@@ -64,3 +64,12 @@ def test_unwatched_stream_only_parses_at_the_end() -> None:
     stream = StreamedObject(None)
     assert stream.feed('{"next_node": "x", "slots": {}}') == ""
     assert stream.result().value == {"next_node": "x", "slots": {}}
+
+
+def test_knows_when_the_watched_string_closes() -> None:
+    stream = StreamedObject("reply")
+    stream.feed('{"reply": "Хорошо')
+    assert not stream.field_complete
+    stream.feed(', спасибо.", "next_')
+    assert stream.field_complete
+    assert stream.text == "Хорошо, спасибо."

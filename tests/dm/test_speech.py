@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dm.backchannel import BACKCHANNELS, choose_backchannel, strip_echo
-from dm.reply_guard import is_parroting
+from dm.reply_guard import in_language, is_parroting
 from dm.speakable import SpeakableChunker, split_sentences
 
 
@@ -80,3 +80,27 @@ def test_strip_echo(reply: str, backchannel: str | None, expected: str) -> None:
 )
 def test_parroting_replies(reply: str, sources: tuple[str, ...], parrots: bool) -> None:
     assert is_parroting(reply, *sources) is parrots
+
+
+def test_sentence_only_chunker_waits_for_sentence_ends() -> None:
+    chunker = SpeakableChunker(min_words=None)
+    assert chunker.feed("one two three four five six ") == []
+    assert chunker.feed("seven. Eight") == ["one two three four five six seven. "]
+    assert chunker.feed(" nine") == []
+    assert chunker.feed(". ") == ["Eight nine. "]
+    assert chunker.flush() == ""
+
+
+@pytest.mark.parametrize(
+    ("reply", "lang", "expected"),
+    [
+        ("Спасибо, понятно.", "ru", True),
+        ("Hello, I'm Alex. I'm here to help", "ru", False),
+        ("Thanks, that helps.", "en", True),
+        ("Спасибо.", "en", False),
+        ("pytest — хороший выбор.", "ru", True),
+        ("...", "ru", True),
+    ],
+)
+def test_reply_language(reply: str, lang: str, expected: bool) -> None:
+    assert in_language(reply, lang) is expected

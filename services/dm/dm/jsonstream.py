@@ -26,6 +26,7 @@ class StreamedObject:
         self._buffer = bytearray()
         self._emitted = ""
         self.broken = False  # the text so far cannot be the start of a JSON object
+        self.field_complete = False  # the watched string has been closed
 
     @property
     def text(self) -> str:
@@ -50,6 +51,10 @@ class StreamedObject:
             return ""
         delta = value[len(self._emitted) :]
         self._emitted = value
+        if not self.field_complete:
+            # "on" keeps only values that are complete: the string is closed once it appears.
+            closed = jiter.from_json(bytes(self._buffer), partial_mode="on")
+            self.field_complete = isinstance(closed, dict) and self._field in closed
         return delta
 
     def result(self) -> ParsedObject:

@@ -1,8 +1,9 @@
-"""Refuse generated replies that only parrot: the caller's words, or the agent's own lines.
+"""Refuse generated replies a caller should not hear: parroting, or the wrong language.
 
 A small CPU model, asked for a short reaction, often repeats what the caller just
-said ("Я пишу юнит-тесты на pytest") or recites its instructions. Such a reply is
-dropped before the caller hears it; the flow's own words follow as usual.
+said ("Я пишу юнит-тесты на pytest"), recites its instructions, or answers a
+Russian call in English. Such a reply is dropped before the caller hears it; the
+flow's own words follow as usual.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import re
 
 _WORD = re.compile(r"[^\W\d_]+")
 ECHO_SHARE = 0.7  # a reply whose words mostly come from one of these texts is an echo
+_CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
+_LATIN = re.compile(r"[a-z]", re.IGNORECASE)
+SCRIPTS = {"ru": _CYRILLIC, "en": _LATIN}
 
 
 def _words(text: str) -> list[str]:
@@ -26,3 +30,10 @@ def is_parroting(reply: str, *sources: str) -> bool:
         if known and sum(word in known for word in words) / len(words) >= ECHO_SHARE:
             return True
     return False
+
+
+def in_language(reply: str, lang: str) -> bool:
+    """Most of the reply's letters are of the call language's script."""
+    script = SCRIPTS.get(lang)
+    letters = len(_CYRILLIC.findall(reply)) + len(_LATIN.findall(reply))
+    return script is None or letters == 0 or len(script.findall(reply)) / letters >= 0.5

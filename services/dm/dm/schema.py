@@ -39,6 +39,7 @@ class TurnSchema:
     moves: tuple[str, ...]  # allowed next_node values
     has_reply: bool
     has_score: bool
+    reply_chars: int  # the reply's maxLength (0 without a reply)
 
 
 def node_moves(node: Node) -> tuple[str, ...]:
@@ -115,6 +116,7 @@ def build_turn_schema(
         moves=moves,
         has_reply=generate,
         has_score=has_score,
+        reply_chars=reply_chars,
     )
 
 

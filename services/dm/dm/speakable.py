@@ -1,7 +1,7 @@
 """Cut streamed reply text into pieces a TTS engine can speak one by one.
 
-A piece ends at a sentence end, or at a word boundary once enough words have
-gathered; the pieces concatenate to exactly the text fed in.
+A piece ends at a sentence end, or (with `min_words`) at a word boundary once
+enough words have gathered; the pieces concatenate to exactly the text fed in.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ MIN_WORDS = 4
 
 
 class SpeakableChunker:
-    def __init__(self, min_words: int = MIN_WORDS) -> None:
+    def __init__(self, min_words: int | None = MIN_WORDS) -> None:
+        """`min_words` None: cut at sentence ends only."""
         self._pending = ""
         self._min_words = min_words
 
@@ -37,7 +38,11 @@ class SpeakableChunker:
             cut = sentence.end()
         else:
             boundary = pending.rfind(" ")
-            if boundary <= 0 or len(pending[:boundary].split()) < self._min_words:
+            if (
+                self._min_words is None
+                or boundary <= 0
+                or len(pending[:boundary].split()) < self._min_words
+            ):
                 return ""
             cut = boundary + 1
         self._pending = pending[cut:]

@@ -31,7 +31,7 @@ from dm.keys import INTERRUPT_CHANNEL
 from dm.llm import Completion, LlmClient, LlmError
 from dm.metrics import DmMetrics
 from dm.prompt import build_messages, heard_reply, system_prompt
-from dm.reply_guard import is_parroting
+from dm.reply_guard import in_language, is_parroting
 from dm.schema import TurnSchema, build_turn_schema
 from dm.settings import DmSettings
 from dm.speakable import SpeakableChunker, split_sentences
@@ -97,27 +97,40 @@ class _LlmPhase:
 
     parser: StreamedObject
     backchannel: str
+    lang: str
     # Texts a generated reply must not merely repeat: the caller's words, the agent's lines.
     echo_sources: tuple[str, ...] = ()
-    chunker: SpeakableChunker = field(default_factory=SpeakableChunker)
+    # Whole sentences only: a reply the length bound cuts mid-sentence loses that sentence.
+    chunker: SpeakableChunker = field(default_factory=lambda: SpeakableChunker(min_words=None))
     spoken: list[str] = field(default_factory=list)
-    parroting: bool = False  # the reply only repeated a source: none of it is spoken
+    refused: bool = False  # the reply parroted or was in another language: none is spoken
+    reply_ended: bool = False
     completion: Completion | None = None
     failure: FallbackReason | None = None
     cancelled: bool = False
     llm_ms: float = 0.0
     ttft_ms: float | None = None  # first content from the LLM, also when it then failed
 
+    def end_reply(self, turn: RunningTurn, reply_chars: int) -> None:
+        """The reply string closed: speak its last sentence, unless the bound cut it."""
+        if self.reply_ended:
+            return
+        self.reply_ended = True
+        rest = self.chunker.flush().rstrip()
+        if len(self.parser.text) < reply_chars:
+            self.speak(turn, [rest])
+
     def speak(self, turn: RunningTurn, pieces: list[str]) -> None:
         """Send reply pieces; the first loses a repeat of the backchannel, and a reply
-        that starts by parroting is not sent at all."""
+        that starts by parroting or in another language is not sent at all."""
         pieces = [piece for piece in pieces if piece]
-        if self.parroting or not pieces:
+        if self.refused or not pieces:
             return
         if not self.spoken:
             pieces[0] = strip_echo(pieces[0], self.backchannel)
-            if is_parroting(pieces[0], *self.echo_sources):
-                self.parroting = True
+            first = pieces[0]
+            if is_parroting(first, *self.echo_sources) or not in_language(first, self.lang):
+                self.refused = True
                 return
         for piece in pieces:
             self.spoken.append(piece)
@@ -351,6 +364,7 @@ class TurnService:
         phase = _LlmPhase(
             StreamedObject("reply" if schema.has_reply else None),
             backchannel,
+            state.lang,
             echo_sources=(turn.text, previous, node.goal),
         )
         deadline = received_at + self.settings.dm_turn_deadline_s
@@ -369,7 +383,7 @@ class TurnService:
                 understanding = understand(
                     flow, node, schema, parsed.value, turn.text, state.lang, self._today()
                 )
-                phase.speak(turn, [phase.chunker.flush().rstrip()])
+                phase.end_reply(turn, schema.reply_chars)
         spoken = "".join(phase.spoken)
         outcome = apply_turn(
             flow,
@@ -455,6 +469,8 @@ class TurnService:
             delta = phase.parser.feed(text)
             if delta:
                 phase.speak(turn, phase.chunker.feed(delta))
+            if phase.parser.field_complete:
+                phase.end_reply(turn, schema.reply_chars)
 
         started = time.perf_counter()
         llm = asyncio.create_task(
