@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -23,3 +24,12 @@ def redis_url(redis_server: RedisProcess) -> str:
     client.flushall()
     client.close()
     return redis_server.url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # llama-cpp-python opens /dev/null twice at import and never closes it; close it
+    # here so the interpreter's exit does not print ResourceWarnings after the run.
+    utils = sys.modules.get("llama_cpp._utils")
+    if utils is not None:
+        utils.outnull_file.close()
+        utils.errnull_file.close()
