@@ -91,3 +91,14 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     return f"{os.cpu_count()} cores, {cpu}, Python {sys.version.split()[0]}"
+
+
+@contextmanager
+def floor_app(redis_url: str) -> Iterator[str]:
+    """bench.dm.floor_app under uvicorn, as dm runs (uvloop, httptools, no access log)."""
+    port = free_port()
+    args = [sys.executable, "-m", "uvicorn", "bench.dm.floor_app:app", "--port", str(port)]
+    args += ["--log-level", "warning", "--no-access-log"]
+    with child(args, {"REDIS_URL": redis_url}):
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        yield f"http://127.0.0.1:{port}"

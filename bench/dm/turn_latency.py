@@ -22,10 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from bench.processes import dm, instant_llm, machine, percentile, redis
+from bench.processes import dm, floor_app, instant_llm, machine, percentile, redis
 
 WARMUP_S = 2.0
 SATURATE_LUA = Path(__file__).with_name("saturate.lua")
+
+
+class ConnectionClosed(Exception):
+    pass
 
 
 class Connection:
@@ -46,6 +50,15 @@ class Connection:
             self.writer.close()
 
     async def post(self, path: str, body: dict[str, object]) -> tuple[int, dict[str, object]]:
+        try:
+            return await self._post(path, body)
+        except ConnectionClosed:
+            # The server closed the idle keep-alive connection (uvicorn: after 5 s).
+            await self.close()
+            await self.open()
+            return await self._post(path, body)
+
+    async def _post(self, path: str, body: dict[str, object]) -> tuple[int, dict[str, object]]:
         assert self.reader is not None
         assert self.writer is not None
         data = json.dumps(body).encode()
@@ -55,6 +68,8 @@ class Connection:
         )
         self.writer.write(head.encode() + data)
         status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionClosed
         status = int(status_line.split()[1])
         length = 0
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
@@ -186,8 +201,11 @@ def main() -> None:
         for calls in args.calls:
             samples = asyncio.run(paced(url, calls, args.duration))
             print(report(f"{calls} calls, 1 turn/s each", samples), flush=True)
-        print("\nsaturated (wrk, 50 connections, each on its own calls):")
+        print("\nsaturated dm (wrk, 50 connections, each on its own calls):")
         print(saturate(url, 50, args.saturate_seconds))
+    with redis() as redis_url, floor_app(redis_url) as url:
+        print("saturated floor, FastAPI + two Lua round trips (bench/dm/floor_app.py):")
+        print(saturate(url, 50, args.saturate_seconds).splitlines()[-1])
     with (
         redis() as redis_url,
         instant_llm(stall_s=60.0) as llm_url,

@@ -181,8 +181,8 @@ def create_app(settings: DmSettings | None = None, flows: dict[str, Flow] | None
         if isinstance(started, ReplayedTurn):
             return _json(started.result)
         # Shielded: a client that hangs up does not stop the turn, which is stored for a retry.
-        result = await asyncio.shield(_finish(started))
-        return _json(result)
+        assert started.task is not None
+        return _json(_outcome(started, await asyncio.shield(started.task)))
 
     @app.post("/v1/calls/{call_id}/turns/{turn_id}/interrupt")
     async def interrupt(
@@ -197,9 +197,7 @@ def create_app(settings: DmSettings | None = None, flows: dict[str, Flow] | None
     return app
 
 
-async def _finish(turn: RunningTurn) -> TurnResult:
-    assert turn.task is not None
-    result = await turn.task
+def _outcome(turn: RunningTurn, result: TurnResult | None) -> TurnResult:
     if result is not None:
         return result
     if turn.error is not None:

@@ -75,7 +75,11 @@ class RunningTurn:
     turn_id: str
     text: str
     events: asyncio.Queue[TurnEvent | None] = field(default_factory=asyncio.Queue)
-    barge_in: asyncio.Event = field(default_factory=asyncio.Event)
+    # Resolved when the caller barges in; a future, not an Event, so the LLM call can
+    # wait on it beside its own task without a task per turn to watch an Event.
+    barge_in: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
     heard: str = ""
     task: asyncio.Task[TurnResult | None] | None = None
     error: ApiError | None = None  # why the turn failed, when it did
@@ -482,13 +486,11 @@ class TurnService:
                 on_text=on_text,
             )
         )
-        barge_in = asyncio.create_task(turn.barge_in.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {llm, barge_in}, timeout=max(budget, 0.0), return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            barge_in.cancel()
+        barge_in = turn.barge_in
+        watched: set[asyncio.Future[Any]] = {llm, barge_in}
+        done, _ = await asyncio.wait(
+            watched, timeout=max(budget, 0.0), return_when=asyncio.FIRST_COMPLETED
+        )
         phase.llm_ms = (time.perf_counter() - started) * 1000
         if llm not in done:
             llm.cancel()
@@ -555,7 +557,8 @@ class TurnService:
 
     async def _interrupt_local(self, running: RunningTurn, heard: str) -> str:
         running.heard = heard
-        running.barge_in.set()
+        if not running.barge_in.done():
+            running.barge_in.set_result(None)
         assert running.task is not None
         try:
             result = await asyncio.wait_for(asyncio.shield(running.task), INTERRUPT_WAIT_S)
