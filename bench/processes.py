@@ -72,7 +72,7 @@ def dm(redis_url: str, llm_url: str, **env: str) -> Iterator[str]:
         **env,
     }
     with child([sys.executable, "-m", "dm"], settings):
-        wait_http(f"http://127.0.0.1:{port}/healthz")
+        wait_http(f"http://127.0.0.1:{port}/readyz", timeout_s=120)
         yield f"http://127.0.0.1:{port}"
 
 

@@ -252,7 +252,7 @@ def dm_service(redis_url: str, llm_url: str) -> Iterator[tuple[str, int]]:
         "LOG_LEVEL": "warning",
     }
     with child([sys.executable, "-m", "dm"], env) as process:
-        wait_http(f"http://127.0.0.1:{port}/healthz")
+        wait_http(f"http://127.0.0.1:{port}/readyz", timeout_s=120)
         yield f"http://127.0.0.1:{port}", process.pid
 
 

@@ -436,7 +436,7 @@ async def test_health_ready_metrics(stack: DmStack, client: httpx.AsyncClient) -
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"redis": "ok", "llm": "ok"}
+    assert ready.json()["checks"] == {"redis": "ok", "llm": "ok", "prompt_cache": "ok"}
     await new_call(client)
     stack.llm.push(ScriptedReply(status=500))
     await turn(client, "t1", "hi")
@@ -456,3 +456,11 @@ async def test_warm_up_decodes_every_system_prompt_once(redis_url: str) -> None:
         assert len(systems) == 4  # two flows, two languages each
         assert len(set(systems)) == 4
         assert all(r.body["max_tokens"] == 1 for r in stack.llm.requests)
+        async with httpx.AsyncClient(base_url=stack.dm_url) as client:
+            for _ in range(100):
+                ready = await client.get("/readyz")
+                if ready.status_code == 200:
+                    break
+                assert ready.json()["checks"]["prompt_cache"] == "warming"
+                await asyncio.sleep(0.01)
+            assert ready.json()["checks"]["prompt_cache"] == "ok"

@@ -94,9 +94,14 @@ def create_app(settings: DmSettings | None = None, flows: dict[str, Flow] | None
         app.state.service = service
         app.state.redis = redis
         app.state.http = http
+        warmed = asyncio.Event()
+        app.state.warmed = warmed
         background = [asyncio.create_task(_listen_forever(service))]
         if settings.dm_llm_warm_up:
-            background.append(asyncio.create_task(_warm_up_when_ready(service, http, settings)))
+            warm_up = _warm_up_when_ready(service, http, settings, warmed)
+            background.append(asyncio.create_task(warm_up))
+        else:
+            warmed.set()
         try:
             yield
         finally:
@@ -130,6 +135,9 @@ def create_app(settings: DmSettings | None = None, flows: dict[str, Flow] | None
         checks = {
             "redis": await _check_redis(request.app.state.redis),
             "llm": await _check_llm(request.app.state.http, settings.llm_base_url, settings),
+            # Not ready while the LLM decodes the flows' system prompts: a turn taken
+            # now would queue behind that prefill and miss its deadline.
+            "prompt_cache": "ok" if request.app.state.warmed.is_set() else "warming",
         }
         ready = all(value == "ok" for value in checks.values())
         body = {"status": "ready" if ready else "not_ready", "checks": checks}
@@ -252,14 +260,18 @@ async def _check_llm(http: aiohttp.ClientSession, base_url: str, settings: DmSet
 
 
 async def _warm_up_when_ready(
-    service: TurnService, http: aiohttp.ClientSession, settings: DmSettings
+    service: TurnService, http: aiohttp.ClientSession, settings: DmSettings, done: asyncio.Event
 ) -> None:
-    """Warm the LLM's prompt cache once it answers (it may still be loading its model)."""
-    for _ in range(WARM_UP_ATTEMPTS):
-        ready = await _check_llm(http, settings.llm_base_url, settings) == "ok"
-        if ready and await service.warm_up():
-            return
-        await asyncio.sleep(1.0)
+    """Warm the LLM's prompt cache once it answers (it may still be loading its model);
+    after WARM_UP_ATTEMPTS seconds without success, give up and let readiness go on."""
+    try:
+        for _ in range(WARM_UP_ATTEMPTS):
+            ready = await _check_llm(http, settings.llm_base_url, settings) == "ok"
+            if ready and await service.warm_up():
+                return
+            await asyncio.sleep(1.0)
+    finally:
+        done.set()
 
 
 async def _listen_forever(service: TurnService) -> None:
