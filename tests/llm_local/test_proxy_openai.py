@@ -8,10 +8,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from llm_local.backends.llamacpp import GRAMMAR_UNSUPPORTED
-from llm_local.backends.openai_compat import ANY_ENGINE_UNSUPPORTED, api_base_with_v1
-from llm_local.backends.vllm import VLLM_UNSUPPORTED
-from support.llm_upstreams import ScriptedEngine, serve_proxy
+from llm_local.backends.base import SchemaUnsupported
+from llm_local.backends.openai_compat import OpenAICompatibleBackend, api_base_with_v1
+from support.llm_upstreams import ScriptedEngine, local_settings, serve_proxy
 
 UPSTREAM_KEY = "sk-upstream-secret"
 SCHEMA = {
@@ -73,10 +72,6 @@ def test_config_names_the_upstream_but_never_the_key(client: httpx.Client) -> No
     assert UPSTREAM_KEY not in response.text
 
 
-def test_unknown_engine_refuses_what_any_usual_engine_cannot_enforce() -> None:
-    assert ANY_ENGINE_UNSUPPORTED == GRAMMAR_UNSUPPORTED | VLLM_UNSUPPORTED
-
-
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
@@ -86,3 +81,12 @@ def test_unknown_engine_refuses_what_any_usual_engine_cannot_enforce() -> None:
 )
 def test_api_base_takes_either_url_form(url: str, expected: tuple[str, str]) -> None:
     assert api_base_with_v1(url) == expected
+
+
+@pytest.mark.parametrize("keyword", ["patternProperties", "uniqueItems", "if"])
+def test_unknown_engine_refuses_what_a_usual_engine_cannot_enforce(keyword: str) -> None:
+    backend = OpenAICompatibleBackend(
+        local_settings(llm_backend="openai", llm_upstream_url="http://127.0.0.1:9/v1")
+    )
+    with pytest.raises(SchemaUnsupported, match=keyword):
+        backend.check_schema({"type": "object", keyword: {}})

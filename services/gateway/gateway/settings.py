@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 from pydantic import Field, field_validator, model_validator
 
-from svckit.settings import ServiceSettings
+from svckit.settings import ServiceSettings, is_loopback
 
 
 class GatewaySettings(ServiceSettings):
@@ -47,12 +45,3 @@ class GatewaySettings(ServiceSettings):
                 " set keys or bind a loopback address"
             )
         return self
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

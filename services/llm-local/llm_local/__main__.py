@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 
 import structlog
@@ -11,17 +10,9 @@ from llm_local.app import create_app
 from llm_local.settings import LlmSettings
 from svckit.logging import configure_logging
 from svckit.server import serve
+from svckit.settings import is_loopback
 
 log = structlog.get_logger(__name__)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import re
 from datetime import date, timedelta
 
 from dm.extract.numbers import parse_cardinal, parse_ordinal
-from dm.extract.text import at, is_negated, normalize, tokenize
+from dm.extract.text import at, first_found, normalize, tokenize
 
 _MONTHS_RU = (
     *("января", "февраля", "марта", "апреля", "мая", "июня"),
@@ -119,18 +119,7 @@ class _DateScan:
             self._month_then_day,
             self._bare_day,
         )
-        index = 0
-        while index < len(self.words):
-            match = None
-            if not is_negated(self.words, index):
-                match = next(filter(None, (finder(index) for finder in finders)), None)
-            if match is None:
-                index += 1
-                continue
-            found, index = match
-            if found is not None:
-                return found
-        return None
+        return first_found(self.words, finders)
 
     def _relative_day(self, index: int) -> _Match | None:
         word = self.words[index]

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
+
+T = TypeVar("T")
+# A finder looks at the word at an index: None (nothing here), or what it read there
+# (None when it read a negated or impossible value) and the index to go on from.
+Finder = Callable[[int], tuple[T | None, int] | None]
 
 _PUNCTUATION = str.maketrans(
     {"’": "'", "‘": "'", "ʼ": "'", "`": "'", "–": "-", "—": "-", "‑": "-", "−": "-"}
@@ -67,3 +72,19 @@ def is_negated(words: Sequence[str], index: int) -> bool:
     while before >= index - 2 and at(words, before) in _BETWEEN_NEGATION:
         before -= 1
     return at(words, before) in _NEGATIONS
+
+
+def first_found(words: Sequence[str], finders: Sequence[Finder[T]]) -> T | None:
+    """The first value any finder reads, word by word, skipping negated words."""
+    index = 0
+    while index < len(words):
+        match = None
+        if not is_negated(words, index):
+            match = next(filter(None, (finder(index) for finder in finders)), None)
+        if match is None:
+            index += 1
+            continue
+        found, index = match
+        if found is not None:
+            return found
+    return None

@@ -8,7 +8,7 @@ from enum import Enum
 
 from dm.extract.dates import month_of
 from dm.extract.numbers import digits_value, ordinal_value, parse_cardinal
-from dm.extract.text import at, is_negated, normalize, tokenize
+from dm.extract.text import at, first_found, normalize, tokenize
 
 
 class _Part(Enum):
@@ -126,18 +126,7 @@ class _TimeScan:
             self._clock_digits,
             self._hour,
         )
-        index = 0
-        while index < len(self.words):
-            match = None
-            if not is_negated(self.words, index):
-                match = next(filter(None, (finder(index) for finder in finders)), None)
-            if match is None:
-                index += 1
-                continue
-            found, index = match
-            if found is not None:
-                return found
-        return None
+        return first_found(self.words, finders)
 
     def _fixed(self, index: int) -> _Match | None:
         """ "в полдень", "at noon", "midnight"."""

@@ -13,7 +13,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 from llm_local.backends.base import Embeddings, GenerationRequest, UpstreamError
-from llm_local.backends.llamacpp import GRAMMAR_UNSUPPORTED
 from llm_local.backends.proxy import (
     ProxyBackend,
     UpstreamCall,
@@ -22,6 +21,7 @@ from llm_local.backends.proxy import (
     UpstreamText,
     load_chunk,
 )
+from llm_local.backends.schema_keywords import GRAMMAR_UNSUPPORTED
 
 
 class OllamaBackend(ProxyBackend):

@@ -15,25 +15,7 @@ from llm_local.backends.proxy import (
     UpstreamText,
     load_chunk,
 )
-
-# An unknown engine may be either of the usual ones, so refuse what either cannot enforce:
-# the union of `GRAMMAR_UNSUPPORTED` (llamacpp.py) and `VLLM_UNSUPPORTED` (vllm.py).
-ANY_ENGINE_UNSUPPORTED = frozenset(
-    {
-        "$anchor",
-        "contains",
-        "dependentSchemas",
-        "else",
-        "if",
-        "maxContains",
-        "minContains",
-        "not",
-        "patternProperties",
-        "prefixItems",
-        "then",
-        "uniqueItems",
-    }
-)
+from llm_local.backends.schema_keywords import ANY_ENGINE_UNSUPPORTED
 
 
 def api_base_with_v1(url: str) -> tuple[str, str]:
@@ -119,3 +101,15 @@ class OpenAICompatibleBackend(ProxyBackend):
         except (KeyError, TypeError, ValueError):
             raise UpstreamError(f"the {self.name} upstream sent malformed embeddings") from None
         return Embeddings(vectors=vectors, prompt_tokens=prompt_tokens)
+
+
+class SelfHostedBackend(OpenAICompatibleBackend):
+    """An engine serving its OpenAI API under `/v1` and a `/health` probe at its root."""
+
+    @property
+    def api_base(self) -> str:
+        return api_base_with_v1(self.upstream_url)[1]
+
+    @property
+    def probe_url(self) -> str:
+        return f"{api_base_with_v1(self.upstream_url)[0]}/health"

@@ -9,37 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_local.backends.openai_compat import OpenAICompatibleBackend, api_base_with_v1
-
-# xgrammar cannot enforce the array keywords (vLLM's backend_xgrammar.py,
-# has_xgrammar_unsupported_json_features) and llguidance, vLLM's fallback, lists none of
-# these as supported (microsoft/llguidance docs/json_schema.md).
-VLLM_UNSUPPORTED = frozenset(
-    {
-        "contains",
-        "dependentSchemas",
-        "else",
-        "if",
-        "maxContains",
-        "minContains",
-        "not",
-        "then",
-        "uniqueItems",
-    }
-)
+from llm_local.backends.openai_compat import SelfHostedBackend
+from llm_local.backends.schema_keywords import VLLM_UNSUPPORTED
 
 
-class VllmBackend(OpenAICompatibleBackend):
+class VllmBackend(SelfHostedBackend):
     name = "vllm"
     unsupported_keywords = VLLM_UNSUPPORTED
-
-    @property
-    def api_base(self) -> str:
-        return api_base_with_v1(self.upstream_url)[1]
-
-    @property
-    def probe_url(self) -> str:
-        return f"{api_base_with_v1(self.upstream_url)[0]}/health"
 
     def schema_fields(self, schema: dict[str, Any]) -> dict[str, Any]:
         fields = super().schema_fields(schema)
