@@ -56,7 +56,7 @@ READY_TIMEOUT_S = 1.0
 WARM_UP_ATTEMPTS = 120  # seconds to wait for the LLM service to come up
 
 
-def get_service(request: Request) -> TurnService:
+async def get_service(request: Request) -> TurnService:
     service: TurnService = request.app.state.service
     return service
 

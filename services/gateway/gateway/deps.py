@@ -27,7 +27,7 @@ class GatewayDeps:
     detached: DetachedTasks
 
 
-def get_deps(connection: HTTPConnection) -> GatewayDeps:
+async def get_deps(connection: HTTPConnection) -> GatewayDeps:
     deps: GatewayDeps = connection.app.state.deps
     return deps
 

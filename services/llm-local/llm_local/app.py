@@ -101,7 +101,7 @@ class Service:
             )
 
 
-def get_service(request: Request) -> Service:
+async def get_service(request: Request) -> Service:
     service: Service = request.app.state.service
     return service
 
@@ -130,7 +130,7 @@ def json_body(model: type[BodyT]) -> Callable[[Request], Awaitable[BodyT]]:
     return parse
 
 
-def request_deadline(request: Request, settings: SettingsDep) -> float:
+async def request_deadline(request: Request, settings: SettingsDep) -> float:
     """The caller's deadline as a `time.monotonic()` instant."""
     raw = request.headers.get(DEADLINE_HEADER)
     if raw is None:

@@ -13,7 +13,7 @@ from llm_local.settings import LlmSettings
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def get_settings(request: Request) -> LlmSettings:
+async def get_settings(request: Request) -> LlmSettings:
     settings: LlmSettings = request.app.state.settings
     return settings
 
@@ -21,7 +21,7 @@ def get_settings(request: Request) -> LlmSettings:
 SettingsDep = Annotated[LlmSettings, Depends(get_settings)]
 
 
-def require_api_key(request: Request, settings: SettingsDep) -> None:
+async def require_api_key(request: Request, settings: SettingsDep) -> None:
     """Pass when no key is configured or the request carries it; else 401."""
     expected = settings.llm_api_key
     if not expected:
