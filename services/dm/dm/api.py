@@ -26,6 +26,7 @@ from fastapi import Depends, FastAPI, Path, Request
 from fastapi.responses import Response, StreamingResponse
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
+from starlette.types import Receive, Scope, Send
 
 from dm.flows import Flow, load_flows
 from dm.flows.loader import BUILTIN_DIR
@@ -183,7 +184,7 @@ def create_app(settings: DmSettings | None = None, flows: dict[str, Flow] | None
         structlog.contextvars.bind_contextvars(call_id=call_id, turn_id=body.turn_id)
         started = await service.start_turn(call_id, body, received_at)
         if "text/event-stream" in request.headers.get("accept", ""):
-            return StreamingResponse(
+            return TurnEventStream(
                 _sse(started), media_type="text/event-stream", headers=SSE_HEADERS
             )
         if isinstance(started, ReplayedTurn):
@@ -203,6 +204,18 @@ def create_app(settings: DmSettings | None = None, flows: dict[str, Flow] | None
         return {"status": await service.interrupt(call_id, turn_id, body.heard)}
 
     return app
+
+
+class TurnEventStream(StreamingResponse):
+    """A turn's SSE events written straight out. Under an ASGI server older than spec
+    2.4 (uvicorn's httptools) Starlette's StreamingResponse also runs a task group that
+    listens for the client's disconnect: ~0.6 ms of CPU per turn here (saturated SSE
+    turns, wrk: 292-310/s with it, 328-392/s without). A turn needs none of it: it
+    runs to its end whether the client stays or not (the gateway cancels it
+    explicitly), and uvicorn drops writes to a closed connection."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.stream_response(send)
 
 
 def _outcome(turn: RunningTurn, result: TurnResult | None) -> TurnResult:
