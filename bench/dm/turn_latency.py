@@ -209,7 +209,8 @@ def main() -> None:
     with (
         redis() as redis_url,
         instant_llm(stall_s=60.0) as llm_url,
-        dm(redis_url, llm_url) as url,
+        # No warm-up: against an LLM that never answers it would hold readiness back.
+        dm(redis_url, llm_url, DM_LLM_WARM_UP="false") as url,
     ):
         samples = asyncio.run(paced(url, args.stall_calls, 16.0, interval_s=6.0))
         deadline_ms = 5000.0

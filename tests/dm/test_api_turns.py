@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from support.stack import DmStack, dm_stack
-from voicectl.scripted_llm import ScriptedReply
+from voicectl.scripted_llm import ScriptedLLM, ScriptedReply
 
 DEADLINE_S = 1.0
 
@@ -464,3 +464,19 @@ async def test_warm_up_decodes_every_system_prompt_once(redis_url: str) -> None:
                 assert ready.json()["checks"]["prompt_cache"] == "warming"
                 await asyncio.sleep(0.01)
             assert ready.json()["checks"]["prompt_cache"] == "ok"
+
+
+async def test_warm_up_gives_up_on_an_llm_that_never_answers(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("dm.api.WARM_UP_WINDOW_S", 0.3)
+    stalling = ScriptedLLM(ScriptedReply(stall_s=2.0))
+    with dm_stack(redis_url, llm=stalling, dm_llm_warm_up=True) as stack:
+        async with httpx.AsyncClient(base_url=stack.dm_url) as client:
+            for _ in range(100):
+                ready = await client.get("/readyz")
+                if ready.status_code == 200:
+                    break
+                await asyncio.sleep(0.02)
+        assert ready.json()["checks"] == {"redis": "ok", "llm": "ok", "prompt_cache": "ok"}
+        assert len(stack.llm.requests) == 1  # the first warm-up request, still stalled

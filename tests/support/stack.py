@@ -38,9 +38,11 @@ def dm_settings(redis_url: str, llm_url: str, **overrides: Any) -> DmSettings:
 
 
 @contextmanager
-def dm_stack(redis_url: str, *, replicas: int = 1, **overrides: Any) -> Iterator[DmStack]:
-    """`replicas` dm apps on one Redis, all asking one scripted LLM."""
-    llm = ScriptedLLM()
+def dm_stack(
+    redis_url: str, *, replicas: int = 1, llm: ScriptedLLM | None = None, **overrides: Any
+) -> Iterator[DmStack]:
+    """`replicas` dm apps on one Redis, all asking one scripted LLM (`llm`, or a new one)."""
+    llm = llm or ScriptedLLM()
     with ExitStack() as stack:
         llm_server = stack.enter_context(ServerThread(llm.app))
         llm_url = llm_server.url + "/v1"

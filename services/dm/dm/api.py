@@ -54,7 +54,7 @@ log = structlog.get_logger("dm.api")
 CallId = Annotated[str, Path(pattern=ID_PATTERN)]
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 READY_TIMEOUT_S = 1.0
-WARM_UP_ATTEMPTS = 120  # seconds to wait for the LLM service to come up
+WARM_UP_WINDOW_S = 120.0  # how long to wait for the LLM service to come up and warm
 
 
 async def get_service(request: Request) -> TurnService:
@@ -276,13 +276,17 @@ async def _warm_up_when_ready(
     service: TurnService, http: aiohttp.ClientSession, settings: DmSettings, done: asyncio.Event
 ) -> None:
     """Warm the LLM's prompt cache once it answers (it may still be loading its model);
-    after WARM_UP_ATTEMPTS seconds without success, give up and let readiness go on."""
+    after WARM_UP_WINDOW_S without success (an LLM down, or one that never answers),
+    give up and let readiness go on."""
     try:
-        for _ in range(WARM_UP_ATTEMPTS):
-            ready = await _check_llm(http, settings.llm_base_url, settings) == "ok"
-            if ready and await service.warm_up():
-                return
-            await asyncio.sleep(1.0)
+        async with asyncio.timeout(WARM_UP_WINDOW_S):
+            while True:
+                ready = await _check_llm(http, settings.llm_base_url, settings) == "ok"
+                if ready and await service.warm_up():
+                    return
+                await asyncio.sleep(1.0)
+    except TimeoutError:
+        log.warning("warm_up_gave_up", after_s=WARM_UP_WINDOW_S)
     finally:
         done.set()
 
