@@ -132,6 +132,13 @@ def test_next_node_outside_the_schema_is_ignored(booking: Flow) -> None:
     assert got.proposed is None
 
 
+def test_red_flags_outside_the_question_are_dropped(interview: Flow) -> None:
+    llm = {"score": 4, "red_flags": ["no_testing", "blames_others"], "next_node": "q_testing"}
+    assert _understand(interview, "q_testing", llm, "pytest").red_flags == ("no_testing",)
+    at_intro = {"red_flags": ["no_experience"], "next_node": "q_experience"}
+    assert _understand(interview, "intro", at_intro, "Алекс").red_flags == ()
+
+
 def test_integer_slot_bounds(interview: Flow) -> None:
     spec = interview.slots["years_python"]
     assert read_slot(spec, "лет пять", None, "ru", TODAY, asked=True) == 5

@@ -12,6 +12,7 @@ from dm.flows import FlowError, load_flow, load_flows
 from dm.flows.loader import BUILTIN_DIR
 
 BOOKING = BUILTIN_DIR / "booking_mri.yaml"
+INTERVIEW = BUILTIN_DIR / "interview_python_dev.yaml"
 
 
 def test_shipped_flows_load() -> None:
@@ -35,8 +36,8 @@ def test_interview_has_blocks_questions_and_wrap_up() -> None:
     assert interview.reply_mode == "generate"
 
 
-def _write_variant(tmp_path: Path, change: Any) -> Path:
-    data = yaml.safe_load(BOOKING.read_text(encoding="utf-8"))
+def _write_variant(tmp_path: Path, change: Any, flow: Path = BOOKING) -> Path:
+    data = yaml.safe_load(flow.read_text(encoding="utf-8"))
     change(data)
     path = tmp_path / "broken.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
@@ -103,6 +104,32 @@ def test_bad_flow_names_file_and_node(
     if node is not None:
         assert caught.value.node == node
         assert f"node '{node}'" in text
+
+
+def _unknown_red_flag(data: dict[str, Any]) -> None:
+    data["nodes"]["q_testing"]["red_flags"] = ["no_testing", "bad_jokes"]
+
+
+def _red_flag_off_question(data: dict[str, Any]) -> None:
+    data["nodes"]["intro"]["red_flags"] = ["no_experience"]
+
+
+@pytest.mark.parametrize(
+    ("change", "node", "message"),
+    [
+        (_unknown_red_flag, "q_testing", "unknown red flag 'bad_jokes'"),
+        (_red_flag_off_question, "intro", "red flags are raised at scored questions"),
+    ],
+)
+def test_bad_interview_names_file_and_node(
+    tmp_path: Path, change: Any, node: str, message: str
+) -> None:
+    path = _write_variant(tmp_path, change, INTERVIEW)
+    with pytest.raises(FlowError) as caught:
+        load_flow(path)
+    assert str(path) in str(caught.value)
+    assert message in str(caught.value)
+    assert caught.value.node == node
 
 
 def test_schema_error_names_node(tmp_path: Path) -> None:

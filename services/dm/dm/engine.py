@@ -105,9 +105,9 @@ def understand(
         and 0 <= score <= 5
         else None,
         red_flags=tuple(
-            dict.fromkeys(f for f in flags if isinstance(f, str) and f in flow.red_flags)
+            dict.fromkeys(f for f in flags if isinstance(f, str) and f in schema.red_flags)
         )
-        if schema.has_score and isinstance(flags, list)
+        if isinstance(flags, list)
         else (),
     )
 

@@ -37,6 +37,7 @@ class TurnSchema:
     schema: dict[str, Any]
     slot_names: tuple[str, ...]  # slots the LLM may fill this turn
     moves: tuple[str, ...]  # allowed next_node values
+    red_flags: tuple[str, ...]  # red flags the LLM may raise this turn
     has_reply: bool
     has_score: bool
     reply_chars: int  # the reply's maxLength (0 without a reply)
@@ -45,6 +46,11 @@ class TurnSchema:
 def node_moves(node: Node) -> tuple[str, ...]:
     """The node ids `next_node` may name: the transitions, then staying."""
     return tuple(dict.fromkeys([*node.targets, node.id]))
+
+
+def node_red_flags(flow: Flow, node: Node) -> tuple[str, ...]:
+    """The red flags an answer at this node may raise: the node's list, else the flow's."""
+    return tuple(node.red_flags if node.red_flags is not None else flow.red_flags)
 
 
 def fillable_slots(flow: Flow, node: Node) -> list[str]:
@@ -65,18 +71,21 @@ def build_turn_schema(
     tpc = TOKENS_PER_CHAR.get(lang, TOKENS_PER_CHAR["ru"])
     moves = node_moves(node)
     has_score = flow.kind == "interview" and node.block is not None
+    flags = node_red_flags(flow, node) if has_score else ()
     budget = float(max_tokens - SAFETY_TOKENS - 2)  # the outer braces
 
     tail: dict[str, Any] = {}
     if has_score:
         # An enum, not minimum/maximum: every backend's grammar can enforce an enum.
         tail["score"] = {"enum": list(range(6))}
+        budget -= KEY_OVERHEAD + 2
+    if flags:
         tail["red_flags"] = {
             "type": "array",
-            "items": {"enum": list(flow.red_flags)},
+            "items": {"enum": list(flags)},
             "maxItems": MAX_RED_FLAGS,
         }
-        budget -= 2 * KEY_OVERHEAD + 2 + MAX_RED_FLAGS * (_longest_enum(flow.red_flags) + 1) + 2
+        budget -= KEY_OVERHEAD + MAX_RED_FLAGS * (_longest_enum(flags) + 1) + 2
     tail["next_node"] = {"enum": list(moves)}
     budget -= KEY_OVERHEAD + _longest_enum(moves)
 
@@ -114,6 +123,7 @@ def build_turn_schema(
         schema=schema,
         slot_names=tuple(slot_schemas),
         moves=moves,
+        red_flags=flags,
         has_reply=generate,
         has_score=has_score,
         reply_chars=reply_chars,

@@ -128,6 +128,11 @@ def _check_node(flow: Flow, node: Node, path: Path | str) -> None:
         raise FlowError(path, f"unknown competency block '{node.block}'", node.id)
     if flow.kind == "booking" and node.block is not None:
         raise FlowError(path, "competency blocks belong to interview flows", node.id)
+    if node.red_flags is not None and node.block is None:
+        raise FlowError(path, "red flags are raised at scored questions (with a block)", node.id)
+    for flag in node.red_flags or ():
+        if flag not in flow.red_flags:
+            raise FlowError(path, f"unknown red flag '{flag}'", node.id)
 
 
 def _check_guard(
