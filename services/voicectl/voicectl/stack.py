@@ -10,7 +10,6 @@ from __future__ import annotations
 import shlex
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +24,7 @@ from voicectl.console import Console
 from voicectl.plan import PlanError, StackPlan, StackSettings, build_plan, safe_url
 from voicectl.ports import port_problems
 from voicectl.redis_server import RedisNotFound, find_redis_server
-from voicectl.supervisor import StackFailed, StopRequested, Supervisor
+from voicectl.supervisor import StackFailed, StopFlags, StopRequested, Supervisor
 
 RUN_DIR = Path(".run")
 READY_MARK = "stack ready"
@@ -54,9 +53,9 @@ def run_stack(console: Console) -> int:
     if plan.data_dir is not None:
         _prepare_run_dir(plan.data_dir)
 
-    stop, force = threading.Event(), threading.Event()
-    supervisor = Supervisor(console, plan.env, stop, force)
-    with _stop_signals(stop, force):
+    stop = StopFlags()
+    supervisor = Supervisor(console, plan.env, stop)
+    with _stop_signals(stop):
         try:
             _start(supervisor, plan)
             _banner(console, plan, time.monotonic() - started)
@@ -116,11 +115,9 @@ def _prepare_run_dir(data_dir: Path) -> None:
 
 
 @contextmanager
-def _stop_signals(stop: threading.Event, force: threading.Event) -> Iterator[None]:
+def _stop_signals(stop: StopFlags) -> Iterator[None]:
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set():
-            force.set()
-        stop.set()
+        stop.on_signal()
 
     previous = {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
     try:

@@ -43,6 +43,21 @@ class StopRequested(Exception):
 
 
 @dataclass
+class StopFlags:
+    """Set by the stop signals' handler, so plain attributes and no lock: the handler
+    runs on the main thread between two bytecodes, and one that took a lock the main
+    thread was holding (a threading.Event's, inside `Event.wait`) hung voicectl for good.
+    """
+
+    requested: bool = False  # the first signal: stop gracefully
+    forced: bool = False  # the second: kill now
+
+    def on_signal(self) -> None:
+        self.forced = self.requested
+        self.requested = True
+
+
+@dataclass
 class Child:
     spec: ServiceSpec
     process: subprocess.Popen[bytes]
@@ -55,13 +70,11 @@ class Supervisor:
         self,
         console: Console,
         env: Mapping[str, str],
-        stop: threading.Event,
-        force: threading.Event,
+        stop: StopFlags,
     ) -> None:
         self.console = console
         self.env = {**os.environ, **env}
-        self.stop = stop  # set by the first signal
-        self.force = force  # set by the second: kill now
+        self.stop = stop
         self.children: list[Child] = []
 
     def start(self, spec: ServiceSpec) -> Child:
@@ -88,7 +101,7 @@ class Supervisor:
         spec = child.spec
         with self.console.status(what) as status:
             while True:
-                if self.stop.is_set():
+                if self.stop.requested:
                     raise StopRequested
                 self.check_running()
                 result = readiness.check(spec.probe)
@@ -102,13 +115,14 @@ class Supervisor:
                         f"{spec.name} was not ready after {spec.ready_timeout_s:.0f}s"
                         f" ({result.detail})"
                     )
-                self.stop.wait(POLL_S)
+                time.sleep(POLL_S)
         self.console.say(f"{spec.name} is ready ({status.elapsed:.1f}s)", "green")
 
     def watch(self) -> None:
         """Return when a stop is requested; raise StackFailed when a child dies."""
-        while not self.stop.wait(POLL_S):
+        while not self.stop.requested:
             self.check_running()
+            time.sleep(POLL_S)
 
     def check_running(self) -> None:
         for child in self.children:
@@ -132,7 +146,7 @@ class Supervisor:
             _signal_group(process.pid, signal.SIGTERM)
             deadline = started + STOP_TIMEOUT_S
             while process.poll() is None and time.monotonic() < deadline:
-                if self.force.is_set():
+                if self.stop.forced:
                     break
                 time.sleep(0.05)
             if process.poll() is None:
