@@ -362,6 +362,19 @@ async def test_interview_scores_and_red_flags(stack: DmStack, client: httpx.Asyn
     assert summary["end_reason"] == "ended_by_client"
 
 
+async def test_a_reply_reciting_the_instructions_is_cut_there(
+    stack: DmStack, client: httpx.AsyncClient
+) -> None:
+    await new_call(client, flow="interview_python_dev", lang="en")
+    recital = "Nice to meet you. You're a polite HR assistant, glad to have you."
+    reply = {"reply": recital, "slots": {"candidate_name": "Alex"}, "next_node": "q_experience"}
+    stack.llm.push(ScriptedReply(content=json.dumps(reply), chunk_chars=5))
+    result = (await turn(client, "t1", "Call me Alex")).json()
+    question = "Nice to meet you, Alex. How many years have you worked with Python"
+    assert result["reply"].startswith("Nice to meet you. " + question)
+    assert "assistant" not in result["reply"]
+
+
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dm.backchannel import BACKCHANNELS, choose_backchannel, strip_echo
-from dm.reply_guard import in_language, is_parroting
+from dm.reply_guard import in_language, is_parroting, recites, word_runs
 from dm.speakable import SpeakableChunker, split_sentences
 
 
@@ -80,6 +80,22 @@ def test_strip_echo(reply: str, backchannel: str | None, expected: str) -> None:
 )
 def test_parroting_replies(reply: str, sources: tuple[str, ...], parrots: bool) -> None:
     assert is_parroting(reply, *sources) is parrots
+
+
+INSTRUCTIONS = "You are a polite HR assistant screening a candidate for a Python developer job."
+
+
+@pytest.mark.parametrize(
+    ("reply", "recital"),
+    [
+        ("You're a polite HR assistant, I'm glad to have you here.", True),
+        ("Screening a candidate for a Python job is fun.", True),
+        ("Thanks, a polite answer and a clear one.", False),
+        ("Python developer job, noted.", False),  # three words in a row: not yet a recital
+    ],
+)
+def test_recited_instructions(reply: str, recital: bool) -> None:
+    assert recites(reply, word_runs(INSTRUCTIONS)) is recital
 
 
 def test_sentence_only_chunker_waits_for_sentence_ends() -> None:

@@ -12,6 +12,7 @@ import re
 
 _WORD = re.compile(r"[^\W\d_]+")
 ECHO_SHARE = 0.7  # a reply whose words mostly come from one of these texts is an echo
+RECITAL_WORDS = 4  # this many words in a row from the LLM's instructions: a recital
 _CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
 _LATIN = re.compile(r"[a-z]", re.IGNORECASE)
 SCRIPTS = {"ru": _CYRILLIC, "en": _LATIN}
@@ -30,6 +31,22 @@ def is_parroting(reply: str, *sources: str) -> bool:
         if known and sum(word in known for word in words) / len(words) >= ECHO_SHARE:
             return True
     return False
+
+
+def word_runs(text: str) -> frozenset[tuple[str, ...]]:
+    """Every run of RECITAL_WORDS words in `text`, for `recites`."""
+    words = _words(text)
+    return frozenset(
+        tuple(words[start : start + RECITAL_WORDS])
+        for start in range(len(words) - RECITAL_WORDS + 1)
+    )
+
+
+def recites(reply: str, instruction_runs: frozenset[tuple[str, ...]]) -> bool:
+    """The reply repeats RECITAL_WORDS words in a row of the instructions whose
+    `word_runs` these are ("You're a polite HR assistant" of "You are a polite HR
+    assistant screening a candidate")."""
+    return not instruction_runs.isdisjoint(word_runs(reply))
 
 
 def in_language(reply: str, lang: str) -> bool:

@@ -31,7 +31,7 @@ from dm.keys import INTERRUPT_CHANNEL
 from dm.llm import Completion, LlmClient, LlmError
 from dm.metrics import DmMetrics
 from dm.prompt import build_messages, heard_reply, system_prompt
-from dm.reply_guard import in_language, is_parroting
+from dm.reply_guard import in_language, is_parroting, recites, word_runs
 from dm.schema import TurnSchema, build_turn_schema
 from dm.settings import DmSettings
 from dm.speakable import SpeakableChunker, split_sentences
@@ -104,10 +104,14 @@ class _LlmPhase:
     lang: str
     # Texts a generated reply must not merely repeat: the caller's words, the agent's lines.
     echo_sources: tuple[str, ...] = ()
+    # The word runs of the LLM's instructions, which no reply may recite.
+    instruction_runs: frozenset[tuple[str, ...]] = frozenset()
     # Whole sentences only: a reply the length bound cuts mid-sentence loses that sentence.
     chunker: SpeakableChunker = field(default_factory=lambda: SpeakableChunker(min_words=None))
     spoken: list[str] = field(default_factory=list)
-    refused: bool = False  # the reply parroted or was in another language: none is spoken
+    # The reply parroted, recited its instructions or was in another language: nothing
+    # (more) of it is spoken.
+    refused: bool = False
     reply_ended: bool = False
     completion: Completion | None = None
     failure: FallbackReason | None = None
@@ -125,8 +129,9 @@ class _LlmPhase:
             self.speak(turn, [rest])
 
     def speak(self, turn: RunningTurn, pieces: list[str]) -> None:
-        """Send reply pieces; the first loses a repeat of the backchannel, and a reply
-        that starts by parroting or in another language is not sent at all."""
+        """Send reply pieces; the first loses a repeat of the backchannel, a reply that
+        starts by parroting or in another language is not sent at all, and one that
+        recites its instructions is cut where it starts to."""
         pieces = [piece for piece in pieces if piece]
         if self.refused or not pieces:
             return
@@ -137,6 +142,9 @@ class _LlmPhase:
                 self.refused = True
                 return
         for piece in pieces:
+            if recites(piece, self.instruction_runs):
+                self.refused = True
+                return
             self.spoken.append(piece)
             turn.emit(EVENT_REPLY_DELTA, {"turn_id": turn.turn_id, "text": piece})
 
@@ -168,6 +176,7 @@ class TurnService:
             for flow in self.flows.values()
             for lang in flow.languages
         }
+        self._instruction_runs = {key: word_runs(system) for key, system in self._systems.items()}
         self._schemas: dict[tuple[str, str, str, bool], TurnSchema] = {}
         self._running: dict[tuple[str, str], RunningTurn] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -370,6 +379,7 @@ class TurnService:
             backchannel,
             state.lang,
             echo_sources=(turn.text, previous, node.goal),
+            instruction_runs=self._instruction_runs[(flow.id, state.lang)],
         )
         deadline = received_at + self.settings.dm_turn_deadline_s
         await self._call_llm(turn, phase, messages, schema, deadline)
