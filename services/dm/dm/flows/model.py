@@ -60,8 +60,8 @@ class Node(FlowModel):
     readback: bool = False
     block: str | None = None  # interview: the competency block this question scores
     # Interview: the red flags an answer to this question may raise (None: any of the
-    # flow's). A question about tests cannot show "blames colleagues", and a small
-    # model offered every flag at every question raises them at random.
+    # flow's). A question about tests cannot show "blames colleagues"; the LLM is
+    # offered only these, which also keeps the schema's enum short.
     red_flags: list[str] | None = None
     # Turns the call may stay here before moving on anyway; None: until `collects`
     # is filled (booking) or one follow-up (interview).
