@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -14,6 +16,11 @@ def serve(
     *,
     ws_max_size: int = 16 * 1024 * 1024,
 ) -> None:
+    # What start-up built (modules, the app, flows, schemas, models) lives as long as the
+    # process: frozen out of the collector's sight, a full collection walks only what
+    # requests create. Measured in dm at 200 paced calls: full-collection pauses of
+    # ~85 ms fell to ~9-11 ms, and turn p99 with them.
+    gc.freeze()
     uvicorn.run(
         app,
         host=host,
