@@ -321,6 +321,24 @@ def main() -> None:
         run_model(args)
 
 
+def warm_up_then_pace(
+    ws_base: str, args: argparse.Namespace, processes: dict[str, int], tag: str
+) -> None:
+    """A short warm-up, then the paced run (`args.calls` calls, a turn a second); prints its row."""
+    asyncio.run(load(ws_base, 10, Pacing(interval_s=0.2), turns=5, tag="warmup-"))
+    paced = asyncio.run(
+        load(
+            ws_base,
+            args.calls,
+            Pacing(interval_s=1.0),
+            turns=args.turns,
+            processes=processes,
+            tag=tag,
+        )
+    )
+    print(row(f"{args.calls} calls x {args.turns} turns, 1 turn/s each", paced), flush=True)
+
+
 def run_stack(args: argparse.Namespace) -> None:
     with (
         redis() as redis_url,
@@ -331,18 +349,7 @@ def run_stack(args: argparse.Namespace) -> None:
         processes = {"dm": dm_pid, "gateway": gateway_pid}
         print("instant scripted LLM; gateway, dm, Redis, LLM as separate processes")
         print(HEADER.format(cpu=" / ".join(sorted([*processes, "client"]))))
-        asyncio.run(load(ws_base, 10, Pacing(interval_s=0.2), turns=5, tag="warmup-"))
-        paced = asyncio.run(
-            load(
-                ws_base,
-                args.calls,
-                Pacing(interval_s=1.0),
-                turns=args.turns,
-                processes=processes,
-                tag="paced-",
-            )
-        )
-        print(row(f"{args.calls} calls x {args.turns} turns, 1 turn/s each", paced), flush=True)
+        warm_up_then_pace(ws_base, args, processes, tag="paced-")
         saturated = asyncio.run(
             load(
                 ws_base,
@@ -361,18 +368,7 @@ def run_alone(args: argparse.Namespace) -> None:
         processes = {"gateway": gateway_pid}
         print("\none gateway process alone, in front of an instant stub dm")
         print(HEADER.format(cpu="client / gateway"))
-        asyncio.run(load(ws_base, 10, Pacing(interval_s=0.2), turns=5, tag="warmup-"))
-        paced = asyncio.run(
-            load(
-                ws_base,
-                args.calls,
-                Pacing(interval_s=1.0),
-                turns=args.turns,
-                processes=processes,
-                tag="alone-paced-",
-            )
-        )
-        print(row(f"{args.calls} calls x {args.turns} turns, 1 turn/s each", paced), flush=True)
+        warm_up_then_pace(ws_base, args, processes, tag="alone-paced-")
         for calls in (1, args.saturate_calls):
             alone = asyncio.run(
                 load(
