@@ -3,10 +3,14 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit bench install clean
+.PHONY: run test lint typecheck unit bench install lock clean
 
 install:
 	@$(PYTHON) scripts/bootstrap.py
+
+# Re-resolve uv.lock (UPGRADE=1: newest allowed releases) and the requirements/ files.
+lock:
+	@$(PYTHON) scripts/lock.py
 
 run: install
 	@$(BIN)/python -m voicectl stack

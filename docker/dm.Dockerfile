@@ -10,9 +10,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 10001 app
 WORKDIR /app
 
-# Dependencies first: this layer is rebuilt only when pyproject.toml changes.
-COPY pyproject.toml docker/requirements.py ./
-RUN python requirements.py > requirements.txt && pip install -r requirements.txt
+# Dependencies first, exactly as uv.lock pins them (hashes checked; no dev tools): this
+# layer is rebuilt only when the lock changes.
+COPY requirements/runtime.txt ./requirements.txt
+RUN pip install --no-deps --require-hashes -r requirements.txt
 
 COPY services/svckit/svckit ./svckit
 COPY services/dm/dm ./dm

@@ -9,14 +9,15 @@ FROM python:3.11.14-slim-bookworm AS llama-build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential cmake \
     && rm -rf /var/lib/apt/lists/*
-# Keep in step with the `embedded` extra in pyproject.toml (a test checks it).
-ARG LLAMA_CPP_PYTHON_VERSION=0.3.36
 # A portable x86-64 build (any CPU since 2013) rather than one tuned to the build host.
 # For an NVIDIA GPU build, start from a CUDA image and pass --build-arg LLAMA_CMAKE_ARGS=-DGGML_CUDA=on.
 ARG LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+# The sdist uv.lock pins (hash checked), its build backend pinned through PIP_CONSTRAINT.
+COPY requirements/llama.txt requirements/llama-build.txt /build/
 RUN --mount=type=cache,target=/root/.cache/pip \
-    CMAKE_ARGS="${LLAMA_CMAKE_ARGS}" \
-    pip wheel --no-deps --wheel-dir /wheels "llama-cpp-python==${LLAMA_CPP_PYTHON_VERSION}"
+    CMAKE_ARGS="${LLAMA_CMAKE_ARGS}" PIP_CONSTRAINT=/build/llama-build.txt \
+    pip wheel --no-deps --require-hashes --no-binary llama-cpp-python \
+        --wheel-dir /wheels -r /build/llama.txt
 
 FROM python:3.11.14-slim-bookworm
 
@@ -33,11 +34,12 @@ RUN apt-get update \
 WORKDIR /app
 
 RUN --mount=type=bind,from=llama-build,source=/wheels,target=/wheels \
-    pip install /wheels/*.whl
+    pip install --no-deps /wheels/*.whl
 
-# Dependencies next (llama-cpp-python is already satisfied by the wheel above).
-COPY pyproject.toml docker/requirements.py ./
-RUN python requirements.py embedded > requirements.txt && pip install -r requirements.txt
+# Dependencies next, exactly as uv.lock pins them (hashes checked; no dev tools);
+# llama-cpp-python is the wheel above.
+COPY requirements/llm-local.txt ./requirements.txt
+RUN pip install --no-deps --require-hashes -r requirements.txt
 
 COPY services/svckit/svckit ./svckit
 COPY services/llm-local/llm_local ./llm_local

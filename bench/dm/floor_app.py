@@ -27,6 +27,12 @@ class Turn(BaseModel):
     text: str
 
 
+@app.post("/v1/calls", status_code=201)
+async def create_call() -> dict[str, str]:
+    """The load client creates its calls first; the floor keeps no call state."""
+    return {}
+
+
 @app.post("/v1/calls/{call_id}/turns")
 async def turn(call_id: str, body: Turn) -> dict[str, str]:
     keys = [f"floor:{{{call_id}}}:lock", f"floor:{{{call_id}}}:state"]

@@ -8,8 +8,6 @@ import fnmatch
 import importlib.util
 import json
 import re
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -108,18 +106,51 @@ def test_runs_as_a_non_root_user_with_a_healthcheck(path: Path) -> None:
     assert "CMD" in healthcheck
 
 
+LOCKED_INSTALL = "pip install --no-deps --require-hashes -r requirements.txt"
+
+
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
-def test_dependencies_install_before_the_code_is_copied(path: Path) -> None:
+def test_dependencies_install_as_locked_before_the_code_is_copied(path: Path) -> None:
     stage = final_stage(path)
     install = next(
-        i
-        for i, (keyword, args) in enumerate(stage)
-        if keyword == "RUN" and "pip install -r" in args
+        i for i, (keyword, args) in enumerate(stage) if keyword == "RUN" and LOCKED_INSTALL in args
     )
+    (copied,) = [
+        args.split()[0]
+        for keyword, args in stage[:install]
+        if keyword == "COPY" and args.endswith("requirements.txt")
+    ]
+    assert copied.startswith("requirements/")
     first_code = next(
         i for i, (keyword, args) in enumerate(stage) if keyword == "COPY" and "services/" in args
     )
     assert install < first_code
+    # Nothing else is installed with its dependencies unpinned.
+    for keyword, args in stage:
+        if keyword == "RUN" and "pip install" in args:
+            assert "--no-deps" in args, args
+
+
+@pytest.mark.parametrize(
+    ("image", "requirements"),
+    [("dm", "runtime.txt"), ("gateway", "runtime.txt"), ("llm-local", "llm-local.txt")],
+)
+def test_images_carry_no_development_tools(image: str, requirements: str) -> None:
+    steps = final_stage(DOCKER_DIR / f"{image}.Dockerfile")
+    assert any(
+        f"requirements/{requirements}" in args for keyword, args in steps if keyword == "COPY"
+    )
+    pinned = {
+        line.split("==")[0].lower()
+        for line in (ROOT / "requirements" / requirements).read_text("utf-8").splitlines()
+        if "==" in line
+    }
+    dev_tools = {"pytest", "pytest-asyncio", "pytest-timeout", "mypy", "ruff", "hypothesis"}
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+    assert all(
+        any(tool in spec for spec in pyproject["dependency-groups"]["dev"]) for tool in dev_tools
+    )
+    assert not pinned & dev_tools
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
@@ -141,35 +172,20 @@ def test_cmd_module_exists_and_its_imports_are_in_the_image(path: Path) -> None:
     assert needed <= set(packages), f"{path.name} misses {needed - set(packages)}"
 
 
-def test_llama_cpp_python_is_built_in_a_builder_stage_at_the_projects_pin() -> None:
+def test_llama_cpp_python_is_built_in_a_builder_stage_from_the_locked_sdist() -> None:
     path = DOCKER_DIR / "llm-local.Dockerfile"
     steps = instructions(path)
     froms = [args for keyword, args in steps if keyword == "FROM"]
     assert len(froms) == 2
     assert froms[0].endswith(" AS llama-build")
-    (arg,) = [args for keyword, args in steps if keyword == "ARG" and "LLAMA_CPP_PYTHON" in args]
-    pinned = arg.split("=", 1)[1]
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
-    assert (
-        f"llama-cpp-python=={pinned}" in pyproject["project"]["optional-dependencies"]["embedded"]
-    )
+    builder = " ".join(args for _, args in steps[: steps.index(("FROM", froms[1]))])
+    assert "requirements/llama.txt" in builder
+    assert "--require-hashes" in builder
+    assert "PIP_CONSTRAINT=/build/llama-build.txt" in builder
     # The runtime stage installs the wheel and has no compiler.
     runtime = " ".join(args for _, args in final_stage(path))
     assert "from=llama-build" in runtime
     assert "build-essential" not in runtime
-
-
-def test_requirements_script_prints_the_pyproject_dependencies() -> None:
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
-    script = str(DOCKER_DIR / "requirements.py")
-    base = subprocess.run(
-        [sys.executable, script], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    assert base == pyproject["dependencies"]
-    embedded = subprocess.run(
-        [sys.executable, script, "embedded"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    assert embedded == base + pyproject["optional-dependencies"]["embedded"]
 
 
 def test_dockerignore_lets_in_exactly_what_the_images_copy() -> None:

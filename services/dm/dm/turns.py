@@ -619,7 +619,7 @@ class TurnService:
                     self._background.add(task)
                     task.add_done_callback(self._background.discard)
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
 
     async def _interrupt_quietly(self, running: RunningTurn, heard: str) -> None:
         try:
