@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dm.interview.rubric import Rubric
+
 LocalizedText = dict[str, str]
 SlotType = Literal["string", "name", "phone", "date", "time", "integer", "boolean", "enum"]
 ReplyMode = Literal["generate", "scripted"]
@@ -63,6 +65,8 @@ class Node(FlowModel):
     # flow's). A question about tests cannot show "blames colleagues"; the LLM is
     # offered only these, which also keeps the schema's enum short.
     red_flags: list[str] | None = None
+    # Interview: what an answer must show to earn each score (see dm.interview.rubric).
+    rubric: Rubric | None = None
     # Turns the call may stay here before moving on anyway; None: until `collects`
     # is filled (booking) or one follow-up (interview).
     max_followups: int | None = Field(default=None, ge=0)

@@ -1,0 +1,1 @@
+"""Interview scoring: rubrics, evidence-backed scores and red flags, the report."""
