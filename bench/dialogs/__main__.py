@@ -88,7 +88,8 @@ def main() -> None:
             for mode in modes:
                 env = {"DM_TODAY": args.today.isoformat(), "DM_RULES": mode}
                 with dm(redis_url, llm_url, **env) as url:
-                    runs.append((f"rules path {mode}, LLM {args.llm}", run(url, dialogs, args.today)))
+                    scores = run(url, dialogs, args.today)
+                runs.append((f"rules path {mode}, LLM {args.llm}", scores))
     for title, scores in runs:
         print(f"\n### {title}\n")
         print(report(scores))

@@ -58,7 +58,8 @@ def load_corpus(directory: Path = CORPUS_DIR, flow: str | None = None) -> list[D
         data = CorpusFile.model_validate(yaml.safe_load(path.read_text("utf-8")))
         if flow is not None and data.flow != flow:
             continue
-        dialogs += [d.model_copy(update={"flow": data.flow, "lang": data.lang}) for d in data.dialogs]
+        of_file = {"flow": data.flow, "lang": data.lang}
+        dialogs += [dialog.model_copy(update=of_file) for dialog in data.dialogs]
     seen: set[str] = set()
     for dialog in dialogs:
         if dialog.id in seen:
