@@ -1,4 +1,4 @@
-"""`voicectl` command line: `stack`, `call`, `flows check`, `flows graph`."""
+"""`voicectl` command line: `stack`, `call`, `flows check`, `flows graph`, `report`."""
 
 from __future__ import annotations
 
@@ -53,6 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
         "flowchart: nodes, transitions labelled with their guards, final nodes marked.",
     )
     graph.add_argument("flow", metavar="FLOW")
+
+    report = commands.add_parser(
+        "report",
+        help="print an interview call's report",
+        description="Print the report of interview call CALL_ID from the gateway: per question "
+        "the answer, its score, the candidate's words behind it and any red flag.",
+    )
+    report.add_argument("call_id", metavar="CALL_ID")
+    report.add_argument("--url", default="http://127.0.0.1:8080", help="gateway base URL")
+    report.add_argument("--token", help="API key, when the gateway has GATEWAY_API_KEYS")
+    report.add_argument("--json", action="store_true", help="the report as JSON")
     return parser
 
 
@@ -77,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
             script=args.script,
         )
         return run_call(options, Console(sys.stdout))
+    if args.command == "report":
+        from voicectl.report import run_report
+
+        return run_report(
+            args.url, args.call_id, args.token, as_json=args.json, out=sys.stdout, err=sys.stderr
+        )
     from voicectl import flows_cli
 
     if args.flows_command == "check":
