@@ -6,6 +6,7 @@
     .venv/bin/python -m bench.dialogs --url http://127.0.0.1:8080   # a running stack
                                                            # (started with DM_TODAY=2027-03-10)
     ... --only ru-phone --failures                         # some dialogs; print each failure
+    ... --corpus bench/dialogs/heldout2                    # the sealed held-out set
 
 One caller at a time. See bench/dialogs/README.md for the corpus and how it is played.
 """
@@ -18,10 +19,11 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 
 import httpx
 
-from bench.dialogs.corpus import CORPUS_TODAY, Dialog, load_corpus
+from bench.dialogs.corpus import CORPUS_DIR, CORPUS_TODAY, Dialog, load_corpus
 from bench.dialogs.play import play
 from bench.dialogs.score import TARGETS, DialogScore, failures, report, score_dialog
 from bench.processes import child, dm, instant_llm, machine, redis, wait_http
@@ -70,11 +72,12 @@ def main() -> None:
     parser.add_argument("--only", default="", help="dialog ids or categories starting so")
     parser.add_argument("--failures", action="store_true", help="print every failed dialog")
     parser.add_argument("--today", type=date.fromisoformat, default=CORPUS_TODAY)
+    parser.add_argument("--corpus", type=Path, default=CORPUS_DIR, help="a folder of dialogs")
     args = parser.parse_args()
 
     dialogs = [
         d
-        for d in load_corpus(flow=FLOW)
+        for d in load_corpus(args.corpus, flow=FLOW)
         if d.id.startswith(args.only) or d.category.startswith(args.only)
     ]
     print(f"machine: {machine()}")

@@ -23,7 +23,7 @@ class Expectation(Strict):
     outcome: Literal["completed", "transfer"]
     slots: dict[str, Any] = Field(default_factory=dict)
     # Interview transcripts: score bands per block, the exact red flags, no promises.
-    scores: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    scores: dict[str, tuple[float, float] | None] = Field(default_factory=dict)
     red_flags: list[str] | None = None
     no_promises: bool = False
 
@@ -55,9 +55,10 @@ def load_corpus(directory: Path = CORPUS_DIR, flow: str | None = None) -> list[D
     """Every dialog of every file in `directory` (of `flow`, if given), ids unique."""
     dialogs: list[Dialog] = []
     for path in sorted(directory.glob("*.yaml")):
-        data = CorpusFile.model_validate(yaml.safe_load(path.read_text("utf-8")))
-        if flow is not None and data.flow != flow:
+        raw = yaml.safe_load(path.read_text("utf-8"))
+        if flow is not None and raw.get("flow") != flow:
             continue
+        data = CorpusFile.model_validate(raw)
         of_file = {"flow": data.flow, "lang": data.lang}
         dialogs += [dialog.model_copy(update=of_file) for dialog in data.dialogs]
     seen: set[str] = set()

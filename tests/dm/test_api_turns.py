@@ -19,7 +19,8 @@ DEADLINE_S = 1.0
 
 @pytest.fixture
 def stack(redis_url: str) -> Iterator[DmStack]:
-    with dm_stack(redis_url, dm_turn_deadline_s=DEADLINE_S) as running:
+    # The LLM path: these tests are about the LLM call (the rules path is in test_callers.py).
+    with dm_stack(redis_url, dm_turn_deadline_s=DEADLINE_S, dm_rules="off") as running:
         yield running
 
 
@@ -61,8 +62,18 @@ async def test_flows_endpoints(client: httpx.AsyncClient) -> None:
     }
     graph = (await client.get("/v1/flows/booking_mri")).json()
     nodes = {n["id"]: n for n in graph["nodes"]}
-    assert nodes["confirm"]["transitions"] == ["done", "ask_change"]
+    assert nodes["confirm"]["transitions"] == [
+        "done",
+        "ask_name",
+        "ask_phone",
+        "ask_exam",
+        "ask_date",
+        "ask_time",
+        "ask_change",
+        "transfer",  # from every step: the hand-over to a person
+    ]
     assert nodes["done"]["final"] is True
+    assert nodes["done"]["transitions"] == []
     assert nodes["ask_phone"]["slots"] == ["phone"]
     assert graph["slots"]["phone"]["type"] == "phone"
     missing = await client.get("/v1/flows/nope")
@@ -170,7 +181,7 @@ async def test_stalled_llm_answers_with_fallback_by_the_deadline(
     await new_call(client)
     stack.llm.push(ScriptedReply(stall_s=DEADLINE_S * 3))
     started = time.perf_counter()
-    response = await turn(client, "t1", "Мария")
+    response = await turn(client, "t1", "эээ")
     elapsed = time.perf_counter() - started
     result = response.json()
     assert response.status_code == 200
@@ -181,6 +192,18 @@ async def test_stalled_llm_answers_with_fallback_by_the_deadline(
     assert result["timings"]["total_ms"] <= DEADLINE_S * 1000 + 100
     assert elapsed < DEADLINE_S + 0.5
     assert result["state_version"] == 1  # the fallback turn is applied and stored
+
+
+async def test_when_the_llm_fails_the_callers_words_still_count(
+    stack: DmStack, client: httpx.AsyncClient
+) -> None:
+    await new_call(client)
+    stack.llm.push(ScriptedReply(stall_s=DEADLINE_S * 3))
+    result = (await turn(client, "t1", "Меня зовут Мария")).json()
+    assert result["fallback_reason"] == "deadline"
+    assert result["understood_by"] == "llm"
+    assert result["next_node"] == "ask_phone"
+    assert result["slots"]["name"] == "Мария"
 
 
 async def test_slow_stream_is_cut_at_the_deadline(
@@ -220,7 +243,7 @@ async def test_llm_failures_fall_back_and_keep_state(
 ) -> None:
     await new_call(client)
     stack.llm.push(reply)
-    result = (await turn(client, "t1", "Меня зовут Мария")).json()
+    result = (await turn(client, "t1", "ну эээ")).json()
     assert result["fallback"] is True
     assert result["fallback_reason"] == reason
     assert result["next_node"] == "ask_name"
@@ -231,7 +254,7 @@ async def test_llm_unreachable(redis_url: str) -> None:
     with dm_stack(redis_url, llm_base_url="http://127.0.0.1:9/v1") as stack:
         async with httpx.AsyncClient(base_url=stack.dm_url) as client:
             await new_call(client)
-            result = (await turn(client, "t1", "Мария")).json()
+            result = (await turn(client, "t1", "а вы кто?")).json()
             assert result["fallback_reason"] == "llm_error"
             ready = await client.get("/readyz")
             assert ready.status_code == 503
@@ -245,7 +268,7 @@ async def test_llm_service_stopping_at_the_deadline_counts_as_deadline(
     await new_call(client)
     cut = '{"slots": {"name": "Мари'
     stack.llm.push(ScriptedReply(content=cut, finish_reason="length", stop_reason="deadline"))
-    result = (await turn(client, "t1", "Мария")).json()
+    result = (await turn(client, "t1", "эээ")).json()
     assert result["fallback_reason"] == "deadline"
     assert result["next_node"] == "ask_name"
 

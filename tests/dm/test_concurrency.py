@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
+from dm.flows.loader import BUILTIN_DIR
 from support.stack import dm_stack
 from voicectl.scripted_llm import ScriptedReply
 
@@ -69,9 +72,24 @@ async def _call(clients: list[httpx.AsyncClient], call_id: str) -> list[dict[str
     return results
 
 
-async def test_no_lost_and_no_double_applied_turns(redis_url: str) -> None:
+def patient_flows(folder: Path) -> str:
+    """The shipped flows, with the booking flow never handing a call over: every turn here
+    says nothing it can use, and the test is about the state, not the dialog."""
+    for path in BUILTIN_DIR.glob("*.yaml"):
+        flow = yaml.safe_load(path.read_text("utf-8"))
+        if flow["id"] == "booking_mri":
+            flow["max_reasks"] = TURNS * 2  # the early turns fail too
+        (folder / path.name).write_text(yaml.safe_dump(flow, allow_unicode=True), "utf-8")
+    return str(folder)
+
+
+async def test_no_lost_and_no_double_applied_turns(redis_url: str, tmp_path: Path) -> None:
     random.seed(7)
-    with dm_stack(redis_url, replicas=2, dm_turn_deadline_s=5.0) as stack:
+    flows = patient_flows(tmp_path)
+    # The LLM path on every turn: each applied turn must ask it exactly once.
+    with dm_stack(
+        redis_url, replicas=2, dm_turn_deadline_s=5.0, dm_rules="off", dm_flows_dir=flows
+    ) as stack:
         stack.llm.default = ScriptedReply(chunk_delay_s=0.001)
         limits = httpx.Limits(max_connections=200)
         async with (

@@ -35,7 +35,8 @@ TODAY = date(2027, 3, 10)  # a Wednesday
         ("пятнадцать марта", date(2027, 3, 15)),
         ("первого мая", date(2027, 5, 1)),
         ("1 мая", date(2027, 5, 1)),
-        ("двадцать третьего февраля", date(2028, 2, 23)),
+        ("двадцать третьего февраля", date(2027, 2, 23)),  # last month: past, not next year
+        ("двадцать третьего января", date(2028, 1, 23)),
         ("тридцать первого декабря", date(2027, 12, 31)),
         ("15.03", date(2027, 3, 15)),
         ("15.03.2027", date(2027, 3, 15)),
@@ -114,10 +115,13 @@ def test_slashed_numbers_are_day_month_in_russian() -> None:
         (date(2027, 3, 10), "в среду", date(2027, 3, 17)),
         (date(2027, 3, 10), "on Wednesday", date(2027, 3, 17)),
         (date(2027, 3, 14), "в понедельник", date(2027, 3, 15)),
-        # Day and month: this year, next year once passed, today itself stays.
+        # Day and month: this year, next year once more than a month past; a day of this
+        # month or last that has passed stays in the past, for the caller to hear so.
         (date(2027, 12, 30), "5 января", date(2028, 1, 5)),
         (date(2027, 12, 30), "30 декабря", date(2027, 12, 30)),
-        (date(2027, 12, 30), "29 декабря", date(2028, 12, 29)),
+        (date(2027, 12, 30), "29 декабря", date(2027, 12, 29)),
+        (date(2027, 12, 30), "3 ноября", date(2027, 11, 3)),
+        (date(2027, 12, 30), "3 октября", date(2028, 10, 3)),
         (date(2027, 12, 30), "05.01", date(2028, 1, 5)),
         (date(2027, 12, 30), "January 5", date(2028, 1, 5)),
         # A bare day of month: this month, else next month, across the year end.

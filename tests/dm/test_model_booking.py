@@ -36,7 +36,10 @@ async def dm_on_model(redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
     llm = local_settings(llm_backend="embedded", llm_n_threads=1, llm_request_timeout_s=120)
     with (
         serve_llm_local(llm, ready_timeout_s=180) as llm_url,
-        dm_stack(redis_url, llm_base_url=f"{llm_url}/v1", dm_turn_deadline_s=60.0) as stack,
+        # The LLM path on every turn: the rules path is measured on the dialog corpus.
+        dm_stack(
+            redis_url, llm_base_url=f"{llm_url}/v1", dm_turn_deadline_s=60.0, dm_rules="off"
+        ) as stack,
     ):
         async with httpx.AsyncClient(base_url=stack.dm_url, timeout=120) as client:
             yield client

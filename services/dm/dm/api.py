@@ -8,12 +8,21 @@ Internal additions (for the gateway; not part of the public contract):
   the caller barged in. A turn still in flight is cancelled (not applied) →
   `{"status": "cancelled"}`; a finished one gets what the caller heard noted
   → `{"status": "recorded"}`.
+- `POST /v1/calls/{call_id}/partial` body `{"text": str}` → 202: the caller is
+  still speaking; the LLM decodes the turn's prompt with these words meanwhile.
+- `X-Call-Owner`: a label of the API key the gateway authenticated (never the key).
+  A call belongs to the label it was created with; any other label finds no call.
+- With `DM_API_KEY` set, every route but /healthz, /readyz and /metrics needs
+  `Authorization: Bearer <DM_API_KEY>`.
+
+Domain errors (`dm.errors`) become HTTP answers here and nowhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,8 +35,9 @@ from fastapi import Depends, FastAPI, Path, Request
 from fastapi.responses import Response, StreamingResponse
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dm import errors
 from dm.flows import Flow, load_flows
 from dm.flows.loader import BUILTIN_DIR
 from dm.llm import LlmClient
@@ -35,23 +45,43 @@ from dm.metrics import DmMetrics
 from dm.settings import DmSettings
 from dm.speakable import split_sentences
 from dm.store import CallStore
-from dm.turns import ReplayedTurn, RunningTurn, TurnEvent, TurnService
+from dm.turns import ReplayedTurn, RunningTurn, TurnEvent, TurnService, error_code
 from svckit.errors import ApiError, BodySizeLimit, error_response, install_error_handlers
 from svckit.metrics import metrics_response
 from svckit.wire import (
     EVENT_REPLY_DELTA,
     EVENT_TURN_DONE,
+    ID_MAX_CHARS,
     ID_PATTERN,
     MAX_BODY_BYTES,
     CallCreate,
     InterruptRequest,
+    PartialRequest,
     TurnRequest,
     TurnResult,
 )
 
 log = structlog.get_logger("dm.api")
 
-CallId = Annotated[str, Path(pattern=ID_PATTERN)]
+CallId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_CHARS)]
+TurnId = Annotated[str, Path(pattern=ID_PATTERN, max_length=ID_MAX_CHARS)]
+OWNER_HEADER = "x-call-owner"
+# HTTP status of each domain error.
+STATUS_OF: dict[type[errors.CallError], int] = {
+    errors.UnknownFlow: 422,
+    errors.UnsupportedLanguage: 422,
+    errors.UnsupportedRegion: 422,
+    errors.CallExists: 409,
+    errors.CallNotFound: 404,
+    errors.CallEnded: 410,
+    errors.TurnIdReused: 422,
+    errors.TurnInProgress: 409,
+    errors.TurnNotFound: 404,
+    errors.TurnCancelled: 409,
+    errors.StateConflict: 409,
+    errors.TurnFailed: 503,
+    errors.InterruptTimeout: 503,
+}
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 READY_TIMEOUT_S = 1.0
 WARM_UP_WINDOW_S = 120.0  # how long to wait for the LLM service to come up and warm
@@ -62,7 +92,17 @@ async def get_service(request: Request) -> TurnService:
     return service
 
 
+async def get_owner(request: Request) -> str:
+    return request.headers.get(OWNER_HEADER, "")
+
+
 Service = Annotated[TurnService, Depends(get_service)]
+Owner = Annotated[str, Depends(get_owner)]
+
+
+def http_error(error: errors.CallError) -> ApiError:
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+    return ApiError(STATUS_OF[type(error)], error_code(error), str(error), headers)
 
 
 def create_app(settings: DmSettings | None = None, flows: dict[str, Flow] | None = None) -> FastAPI:
@@ -74,7 +114,12 @@ def create_app(settings: DmSettings | None = None, flows: dict[str, Flow] | None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=settings.dm_redis_max_connections, timeout=5
+            settings.redis_url,
+            max_connections=settings.dm_redis_max_connections,
+            timeout=settings.dm_redis_timeout_s,
+            # Explicit: redis-py's default depends on its version (none in 5.x).
+            socket_timeout=settings.dm_redis_timeout_s,
+            socket_connect_timeout=settings.dm_redis_timeout_s,
         )
         redis = Redis(connection_pool=pool)
         http = aiohttp.ClientSession(
@@ -90,8 +135,13 @@ def create_app(settings: DmSettings | None = None, flows: dict[str, Flow] | None
             model=settings.llm_model,
             temperature=settings.dm_llm_temperature,
         )
-        store = CallStore(redis, settings.dm_state_ttl_s)
-        service = TurnService(settings, store, redis, flows, llm, metrics)
+        store = CallStore(
+            redis,
+            settings.dm_state_ttl_s,
+            turn_records=settings.dm_turn_records,
+            interrupt_records=settings.dm_interrupt_records,
+        )
+        service = TurnService(settings, store, flows, llm, metrics)
         app.state.service = service
         app.state.redis = redis
         app.state.http = http
@@ -118,6 +168,11 @@ def create_app(settings: DmSettings | None = None, flows: dict[str, Flow] | None
     app = FastAPI(title="dm", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
 
+    @app.exception_handler(errors.CallError)
+    async def _call_error(_request: Request, exc: errors.CallError) -> Response:
+        error = http_error(exc)
+        return error_response(error.status, error.code, error.message, error.headers)
+
     @app.exception_handler(RedisError)
     async def _redis_down(_request: Request, exc: RedisError) -> Response:
         log.error("redis_error", error=type(exc).__name__)
@@ -126,6 +181,8 @@ def create_app(settings: DmSettings | None = None, flows: dict[str, Flow] | None
         )
 
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    if settings.dm_api_key:
+        app.add_middleware(RequireKey, key=settings.dm_api_key)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -162,27 +219,27 @@ def create_app(settings: DmSettings | None = None, flows: dict[str, Flow] | None
         return flow.graph()
 
     @app.post("/v1/calls", status_code=201)
-    async def create_call(body: CallCreate, service: Service) -> Response:
-        created = await service.create_call(body)
+    async def create_call(body: CallCreate, service: Service, owner: Owner) -> Response:
+        created = await service.create_call(body, owner)
         structlog.contextvars.bind_contextvars(call_id=created.call_id)
         return Response(created.model_dump_json(), status_code=201, media_type="application/json")
 
     @app.get("/v1/calls/{call_id}")
-    async def get_call(call_id: CallId, service: Service) -> dict[str, Any]:
-        return await service.get_call(call_id)
+    async def get_call(call_id: CallId, service: Service, owner: Owner) -> dict[str, Any]:
+        return await service.get_call(call_id, owner)
 
     @app.delete("/v1/calls/{call_id}")
-    async def end_call(call_id: CallId, service: Service) -> dict[str, Any]:
+    async def end_call(call_id: CallId, service: Service, owner: Owner) -> dict[str, Any]:
         structlog.contextvars.bind_contextvars(call_id=call_id)
-        return await service.end_call(call_id, "ended_by_client")
+        return await service.end_call(call_id, owner, "ended_by_client")
 
     @app.post("/v1/calls/{call_id}/turns", response_model=None)
     async def take_turn(
-        call_id: CallId, body: TurnRequest, request: Request, service: Service
+        call_id: CallId, body: TurnRequest, request: Request, service: Service, owner: Owner
     ) -> Response:
         received_at = time.perf_counter()
         structlog.contextvars.bind_contextvars(call_id=call_id, turn_id=body.turn_id)
-        started = await service.start_turn(call_id, body, received_at)
+        started = await service.start_turn(call_id, owner, body, received_at)
         if "text/event-stream" in request.headers.get("accept", ""):
             return TurnEventStream(
                 _sse(started), media_type="text/event-stream", headers=SSE_HEADERS
@@ -195,13 +252,17 @@ def create_app(settings: DmSettings | None = None, flows: dict[str, Flow] | None
 
     @app.post("/v1/calls/{call_id}/turns/{turn_id}/interrupt")
     async def interrupt(
-        call_id: CallId,
-        turn_id: Annotated[str, Path(pattern=ID_PATTERN)],
-        body: InterruptRequest,
-        service: Service,
+        call_id: CallId, turn_id: TurnId, body: InterruptRequest, service: Service, owner: Owner
     ) -> dict[str, str]:
         structlog.contextvars.bind_contextvars(call_id=call_id, turn_id=turn_id)
-        return {"status": await service.interrupt(call_id, turn_id, body.heard)}
+        return {"status": await service.interrupt(call_id, owner, turn_id, body.heard)}
+
+    @app.post("/v1/calls/{call_id}/partial", status_code=202)
+    async def partial(
+        call_id: CallId, body: PartialRequest, service: Service, owner: Owner
+    ) -> dict[str, str]:
+        await service.prefill(call_id, owner, body.text)
+        return {"status": "accepted"}
 
     return app
 
@@ -223,7 +284,26 @@ def _outcome(turn: RunningTurn, result: TurnResult | None) -> TurnResult:
         return result
     if turn.error is not None:
         raise turn.error
-    raise ApiError(409, "turn_cancelled", f"turn '{turn.turn_id}' was interrupted")
+    raise errors.TurnCancelled(f"turn '{turn.turn_id}' was interrupted")
+
+
+class RequireKey:
+    """Every route but the probes needs `Authorization: Bearer <DM_API_KEY>`."""
+
+    OPEN = frozenset({"/healthz", "/readyz", "/metrics"})
+
+    def __init__(self, app: ASGIApp, key: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {key}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in self.OPEN:
+            given = dict(scope.get("headers", ())).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                response = error_response(401, "unauthorized", "missing or invalid dm key")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _json(result: TurnResult) -> Response:

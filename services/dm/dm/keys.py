@@ -15,6 +15,11 @@ def turns_key(call_id: str) -> str:
     return f"{PREFIX}:{{{call_id}}}:turns"
 
 
+def order_key(call_id: str) -> str:
+    """List: the turn_ids of `turns_key` oldest first, so only the last few are kept."""
+    return f"{PREFIX}:{{{call_id}}}:order"
+
+
 def lock_key(call_id: str) -> str:
     """String: the turn_id in flight, with a TTL a little past the turn deadline."""
     return f"{PREFIX}:{{{call_id}}}:lock"

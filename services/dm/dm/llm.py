@@ -52,6 +52,7 @@ class LlmClient:
     ) -> None:
         self._http = http
         self._url = base_url.rstrip("/") + "/chat/completions"
+        self._prefill_url = base_url.rstrip("/") + "/prefill"
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._model = model or "default"
         self._temperature = temperature
@@ -120,3 +121,29 @@ class LlmClient:
         if finished:
             return Completion(tokens, finish, stop_reason)
         raise LlmError("LLM stream ended without [DONE]")
+
+    async def prefill(
+        self, messages: list[dict[str, str]], schema: dict[str, Any], *, timeout_s: float
+    ) -> None:
+        """Ask the LLM service to decode `messages` into its prompt cache (llm-local's
+        extension; another server answering 404 is fine: prefilling is an optimisation)."""
+        body = {
+            "model": self._model,
+            "messages": messages,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "turn", "schema": schema, "strict": True},
+            },
+        }
+        try:
+            async with self._http.post(
+                self._prefill_url,
+                data=orjson.dumps(body),
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+            ) as response:
+                await response.read()
+                if response.status not in (200, 202, 404):
+                    raise LlmError(f"LLM service answered {response.status} to a prefill")
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise LlmError(f"LLM service unreachable: {type(exc).__name__}") from exc

@@ -39,3 +39,15 @@ class DmMetrics:
         self.interrupts = Counter("dm_interrupts", "Barge-ins", ["outcome"], registry=r)
         self.calls_started = Counter("dm_calls_started", "Calls created", ["flow"], registry=r)
         self.calls_ended = Counter("dm_calls_ended", "Calls ended", ["reason"], registry=r)
+        self.understood = Counter(
+            "dm_turns_understood",
+            "Turns by what decided them: rules (no LLM call) or llm",
+            ["flow", "by"],
+            registry=r,
+        )
+        self.transfers = Counter(
+            "dm_transfers", "Calls handed to a person", ["flow", "reason"], registry=r
+        )
+        self.prefills = Counter(
+            "dm_prefills", "Prompt prefills asked of the LLM while the caller spoke", registry=r
+        )

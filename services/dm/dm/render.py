@@ -13,12 +13,12 @@ from dm.flows.loader import PLACEHOLDER
 _SENTENCE = re.compile(r"[^.!?…]+[.!?…]*\s*")
 
 
-def say_slot(flow: Flow, name: str, value: Any, lang: str) -> str:
+def say_slot(flow: Flow, name: str, value: Any, lang: str, region: str = "") -> str:
     spec = flow.slots[name]
     if spec.type == "enum":
         return spec.labels.get(str(value), {}).get(lang, str(value))
     if spec.type == "phone":
-        return format_phone(str(value))
+        return format_phone(str(value), region)
     if spec.type == "date":
         return format_date(date.fromisoformat(str(value)), lang)
     if spec.type == "time":
@@ -26,8 +26,11 @@ def say_slot(flow: Flow, name: str, value: Any, lang: str) -> str:
     return str(value)
 
 
-def render(text: str, flow: Flow, slots: dict[str, Any], lang: str) -> str:
-    """The text with slot values spoken; a sentence naming an unknown slot value is left out."""
+def render(text: str, flow: Flow, slots: dict[str, Any], lang: str, region: str = "") -> str:
+    """The text with slot values spoken; a sentence naming an unknown slot value is left out.
+
+    `region` is the call's: a phone number of that country is read in its national form.
+    """
     if "{" not in text:
         return text
     kept = []
@@ -36,6 +39,8 @@ def render(text: str, flow: Flow, slots: dict[str, Any], lang: str) -> str:
         if any(slots.get(name) is None for name in names):
             continue
         kept.append(
-            PLACEHOLDER.sub(lambda m: say_slot(flow, m.group(1), slots[m.group(1)], lang), sentence)
+            PLACEHOLDER.sub(
+                lambda m: say_slot(flow, m.group(1), slots[m.group(1)], lang, region), sentence
+            )
         )
     return "".join(kept).strip()

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from svckit.wire import Outcome
+
 
 class Exchange(BaseModel):
     """One turn as the call remembers it: the caller's words and what the agent said."""
@@ -34,17 +36,26 @@ class CallState(BaseModel):
     call_id: str
     flow: str
     lang: str
+    region: str = ""  # ISO 3166 alpha-2: how national phone numbers are read
+    # A label of the API key that created the call (a hash, never the key): only that key
+    # may see or change it. Empty: calls made without keys.
+    owner: str = ""
     node: str
     greeting: str
     slots: dict[str, Any] = Field(default_factory=dict)
+    partial_phone: str = ""  # digits of a number heard only in part
     turns: int = 0  # turns applied
     node_turns: int = 0  # turns spent at the current node
+    failures: int = 0  # turns at the current node that changed nothing
     history: list[Exchange] = Field(default_factory=list)
     last_backchannel: str | None = None
     scores: dict[str, list[int]] = Field(default_factory=dict)  # block -> score per answer
     red_flags: list[str] = Field(default_factory=list)
     ended: bool = False
     end_reason: str | None = None
+    purged: bool = False  # ended by DELETE: the transcript is gone, the summary kept
+    outcome: Outcome | None = None  # set when a final node is reached
+    transfer_reason: str | None = None  # "caller_asked" or "not_understood"
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: float
     updated_at: float

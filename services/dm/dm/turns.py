@@ -1,10 +1,10 @@
-"""Calls and turns: the dm's service layer between the HTTP API and the pure engine.
+"""Calls and turns: the async shell around the pure turn core (`dm.turn_core`).
 
 A turn runs as its own task, so it completes and is stored even when the client
 that asked for it goes away (a dropped socket, a retried request). Its events
 (backchannel, reply pieces, done) go to a queue the HTTP layer streams from.
 A barge-in cancels the turn's LLM call, wherever in the cluster the turn runs:
-the interrupt is published on a Redis channel every dm replica listens to.
+the interrupt goes through the call store to every dm replica.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,29 +20,37 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
 import structlog
-from redis.asyncio import Redis
 
-from dm.backchannel import choose_backchannel, strip_echo
-from dm.engine import Understanding, apply_turn, start_state, understand
+from dm.engine import start_state
+from dm.errors import (
+    CallEnded,
+    CallError,
+    CallExists,
+    CallNotFound,
+    InterruptTimeout,
+    StateConflict,
+    TurnFailed,
+    TurnIdReused,
+    TurnInProgress,
+    TurnNotFound,
+    UnknownFlow,
+    UnsupportedLanguage,
+    UnsupportedRegion,
+)
+from dm.extract.phone import is_region
 from dm.flows import Flow
-from dm.jsonstream import StreamedObject
-from dm.keys import INTERRUPT_CHANNEL
 from dm.llm import Completion, LlmClient, LlmError
 from dm.metrics import DmMetrics
 from dm.prompt import build_messages, heard_reply, system_prompt
-from dm.reply_guard import in_language, is_parroting, recites, word_runs
+from dm.reply_guard import word_runs
 from dm.schema import TurnSchema, build_turn_schema
 from dm.settings import DmSettings
-from dm.speakable import SpeakableChunker, split_sentences
 from dm.state import CallState, Interruption
 from dm.store import CallStore, StoredCall
-from svckit.errors import ApiError
+from dm.turn_core import AskLlm, Finish, Speak, TurnCore, TurnPlan
 from svckit.wire import (
-    EVENT_BACKCHANNEL,
     EVENT_ERROR,
-    EVENT_REPLY_DELTA,
     EVENT_TURN_DONE,
     CallCreate,
     CallCreated,
@@ -59,6 +68,7 @@ LOCK_MARGIN_S = 2.0  # the turn lock outlives the deadline by this much
 INTERRUPT_WAIT_S = 10.0
 REMOTE_POLL_S = 0.02
 WARM_UP_TIMEOUT_S = 30.0
+REGION_OF_LANGUAGE = {"ru": "RU", "en": "US"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +92,7 @@ class RunningTurn:
     )
     heard: str = ""
     task: asyncio.Task[TurnResult | None] | None = None
-    error: ApiError | None = None  # why the turn failed, when it did
+    error: CallError | None = None  # why the turn failed, when it did
 
     def emit(self, name: str, data: dict[str, Any]) -> None:
         self.events.put_nowait(TurnEvent(name, data))
@@ -96,61 +106,23 @@ class ReplayedTurn:
 
 
 @dataclass
-class _LlmPhase:
-    """What the LLM call produced, the reply pieces already sent included."""
+class _LlmRun:
+    """What the turn's LLM call came to."""
 
-    parser: StreamedObject
-    backchannel: str
-    lang: str
-    # Texts a generated reply must not merely repeat: the caller's words, the agent's lines.
-    echo_sources: tuple[str, ...] = ()
-    # The word runs of the LLM's instructions, which no reply may recite.
-    instruction_runs: frozenset[tuple[str, ...]] = frozenset()
-    # Whole sentences only: a reply the length bound cuts mid-sentence loses that sentence.
-    chunker: SpeakableChunker = field(default_factory=lambda: SpeakableChunker(min_words=None))
-    spoken: list[str] = field(default_factory=list)
-    # The reply parroted, recited its instructions or was in another language: nothing
-    # (more) of it is spoken.
-    refused: bool = False
-    reply_ended: bool = False
     completion: Completion | None = None
     failure: FallbackReason | None = None
     cancelled: bool = False
     llm_ms: float = 0.0
-    ttft_ms: float | None = None  # first content from the LLM, also when it then failed
-
-    def end_reply(self, turn: RunningTurn, reply_chars: int) -> None:
-        """The reply string closed: speak its last sentence, unless the bound cut it."""
-        if self.reply_ended:
-            return
-        self.reply_ended = True
-        rest = self.chunker.flush().rstrip()
-        if len(self.parser.text) < reply_chars:
-            self.speak(turn, [rest])
-
-    def speak(self, turn: RunningTurn, pieces: list[str]) -> None:
-        """Send reply pieces; the first loses a repeat of the backchannel, a reply that
-        starts by parroting or in another language is not sent at all, and one that
-        recites its instructions is cut where it starts to."""
-        pieces = [piece for piece in pieces if piece]
-        if self.refused or not pieces:
-            return
-        if not self.spoken:
-            pieces[0] = strip_echo(pieces[0], self.backchannel)
-            first = pieces[0]
-            if is_parroting(first, *self.echo_sources) or not in_language(first, self.lang):
-                self.refused = True
-                return
-        for piece in pieces:
-            if recites(piece, self.instruction_runs):
-                self.refused = True
-                return
-            self.spoken.append(piece)
-            turn.emit(EVENT_REPLY_DELTA, {"turn_id": turn.turn_id, "text": piece})
+    ttft_ms: float | None = None
 
 
 def text_digest(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def new_call_id() -> str:
+    """A call id nobody can guess: 128 bits from the OS's CSPRNG."""
+    return f"call-{secrets.token_hex(16)}"
 
 
 class TurnService:
@@ -158,19 +130,18 @@ class TurnService:
         self,
         settings: DmSettings,
         store: CallStore,
-        redis: Redis,
         flows: Mapping[str, Flow],
         llm: LlmClient,
         metrics: DmMetrics,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.redis = redis
         self.flows = dict(flows)
         self.llm = llm
         self.metrics = metrics
         self._zone = ZoneInfo(settings.dm_timezone)
         self._modes = settings.reply_mode_overrides()
+        self._rules = settings.rules_overrides()
         self._systems = {
             (flow.id, lang): system_prompt(flow, lang)
             for flow in self.flows.values()
@@ -180,23 +151,25 @@ class TurnService:
         self._schemas: dict[tuple[str, str, str, bool], TurnSchema] = {}
         self._running: dict[tuple[str, str], RunningTurn] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._prefilling: set[str] = set()
 
     # Calls
 
-    async def create_call(self, request: CallCreate) -> CallCreated:
+    async def create_call(self, request: CallCreate, owner: str) -> CallCreated:
         flow = self.flows.get(request.flow)
         if flow is None:
-            raise ApiError(422, "unknown_flow", f"no flow '{request.flow}'")
+            raise UnknownFlow(f"no flow '{request.flow}'")
         if request.lang not in flow.languages:
-            raise ApiError(
-                422,
-                "unsupported_language",
-                f"flow '{flow.id}' speaks {', '.join(flow.languages)}, not '{request.lang}'",
+            raise UnsupportedLanguage(
+                f"flow '{flow.id}' speaks {', '.join(flow.languages)}, not '{request.lang}'"
             )
-        call_id = request.call_id or f"call-{time.time_ns():x}"
-        state = start_state(flow, call_id, request.lang, request.metadata, time.time())
+        region = self._region(flow, request)
+        call_id = request.call_id or new_call_id()
+        state = start_state(
+            flow, call_id, request.lang, request.metadata, time.time(), region=region, owner=owner
+        )
         if not await self.store.create(state):
-            raise ApiError(409, "call_exists", f"call '{call_id}' already exists")
+            raise CallExists(f"call '{call_id}' already exists")
         self.metrics.calls_started.labels(flow.id).inc()
         log.info("call_started", call_id=call_id, flow=flow.id, lang=request.lang)
         return CallCreated(
@@ -208,29 +181,52 @@ class TurnService:
             state_version=0,
         )
 
-    async def get_call(self, call_id: str) -> dict[str, Any]:
-        return self._describe(await self._load(call_id))
+    def _region(self, flow: Flow, request: CallCreate) -> str:
+        """The call's phone region: its own, else the flow's, else DM_DEFAULT_REGION, else
+        the language's country."""
+        region = (
+            request.region
+            or flow.region
+            or self.settings.dm_default_region
+            or REGION_OF_LANGUAGE.get(request.lang, "US")
+        )
+        if not is_region(region):
+            raise UnsupportedRegion(f"region '{region}' is not one phone numbers are known for")
+        return region
 
-    async def end_call(self, call_id: str, reason: str) -> dict[str, Any]:
-        """End the call (idempotent) and return its summary."""
+    async def get_call(self, call_id: str, owner: str) -> dict[str, Any]:
+        return self._describe(await self._load(call_id, owner))
+
+    async def end_call(self, call_id: str, owner: str, reason: str) -> dict[str, Any]:
+        """End the call, keep only its summary (the transcript and turn records are
+        dropped, the rest kept DM_ENDED_RETENTION_S), and return that; idempotent."""
         for _ in range(5):
-            stored = await self._load(call_id)
-            if stored.state.ended:
+            stored = await self._load(call_id, owner)
+            if stored.state.purged:
                 return self._describe(stored)
-            ended = stored.state.model_copy(
-                update={"ended": True, "end_reason": reason, "updated_at": time.time()}
+            state = stored.state
+            ended = state.model_copy(
+                update={
+                    "ended": True,
+                    "end_reason": state.end_reason or reason,
+                    "history": [],
+                    "purged": True,
+                    "updated_at": time.time(),
+                }
             )
-            commit = await self.store.commit(ended, stored.version)
-            if commit.status == "ok" and commit.version is not None:
-                self.metrics.calls_ended.labels(reason).inc()
-                log.info("call_ended", call_id=call_id, reason=reason)
-                return self._describe(StoredCall(ended, commit.version, stored.interruptions))
-        raise ApiError(409, "state_conflict", "the call kept changing; try again")
+            retention = self.settings.dm_ended_retention_s
+            purge = await self.store.purge(ended, stored.version, retention)
+            if purge.status == "ok" and purge.version is not None:
+                if not state.ended:
+                    self.metrics.calls_ended.labels(reason).inc()
+                log.info("call_ended", call_id=call_id, reason=ended.end_reason)
+                return self._describe(StoredCall(ended, purge.version, {}))
+        raise StateConflict("the call kept changing; try again")
 
-    async def _load(self, call_id: str) -> StoredCall:
+    async def _load(self, call_id: str, owner: str) -> StoredCall:
         stored = await self.store.load(call_id)
-        if stored is None:
-            raise ApiError(404, "call_not_found", f"no call '{call_id}'")
+        if stored is None or stored.state.owner != owner:
+            raise CallNotFound(f"no call '{call_id}'")
         return stored
 
     def _describe(self, stored: StoredCall) -> dict[str, Any]:
@@ -240,12 +236,15 @@ class TurnService:
             "call_id": state.call_id,
             "flow": state.flow,
             "lang": state.lang,
+            "region": state.region,
             "node": state.node,
             "slots": state.slots,
             "turns": state.turns,
             "ended": state.ended,
             "end_reason": state.end_reason,
             "done": bool(flow and flow.nodes[state.node].final),
+            "outcome": state.outcome,
+            "transfer_reason": state.transfer_reason,
             "state_version": stored.version,
             "created_at": state.created_at,
             "updated_at": state.updated_at,
@@ -274,13 +273,13 @@ class TurnService:
     # Turns
 
     async def start_turn(
-        self, call_id: str, request: TurnRequest, received_at: float
+        self, call_id: str, owner: str, request: TurnRequest, received_at: float
     ) -> RunningTurn | ReplayedTurn:
         """Begin a turn: a replay of a stored result, or a running turn streaming events."""
         digest = text_digest(request.text)
         lock_ttl_ms = int((self.settings.dm_turn_deadline_s + LOCK_MARGIN_S) * 1000)
         state_started = time.perf_counter()
-        begin = await self.store.begin_turn(call_id, request.turn_id, digest, lock_ttl_ms)
+        begin = await self.store.begin_turn(call_id, owner, request.turn_id, digest, lock_ttl_ms)
         begin_ms = (time.perf_counter() - state_started) * 1000
         match begin.status:
             case "stored":
@@ -288,29 +287,15 @@ class TurnService:
                 self.metrics.replays.inc()
                 return ReplayedTurn(TurnResult.model_validate_json(begin.stored_result))
             case "not_found":
-                raise ApiError(404, "call_not_found", f"no call '{call_id}'")
+                raise CallNotFound(f"no call '{call_id}'")
             case "ended":
-                raise ApiError(410, "call_ended", f"call '{call_id}' has ended")
+                raise CallEnded(f"call '{call_id}' has ended")
             case "reused":
-                raise ApiError(
-                    422,
-                    "turn_id_reused",
-                    f"turn '{request.turn_id}' was already taken with other text",
-                )
+                raise TurnIdReused(f"turn '{request.turn_id}' was already taken with other text")
             case "in_progress":
-                raise ApiError(
-                    409,
-                    "turn_in_progress",
-                    f"turn '{request.turn_id}' is still in progress",
-                    {"Retry-After": "1"},
-                )
+                raise TurnInProgress(f"turn '{request.turn_id}' is still in progress")
             case "busy":
-                raise ApiError(
-                    409,
-                    "turn_in_progress",
-                    "another turn of this call is in progress",
-                    {"Retry-After": "1"},
-                )
+                raise TurnInProgress("another turn of this call is in progress")
         assert begin.call is not None
         running = RunningTurn(call_id, request.turn_id, request.text)
         self._running[(call_id, request.turn_id)] = running
@@ -334,15 +319,17 @@ class TurnService:
         """Run the turn to its end; None when it was cancelled or failed (see `turn.error`)."""
         try:
             return await self._run_turn(turn, call, digest, received_at, begin_ms)
-        except ApiError as exc:
+        except CallError as exc:
             turn.error = exc
         except Exception as exc:
-            log.error("turn_failed", call_id=turn.call_id, turn_id=turn.turn_id, exc_info=exc)
+            # The exception's text may quote the caller: only its type is logged.
+            log.error("turn_failed", call_id=turn.call_id, error_type=type(exc).__name__)
             await self.store.release_lock(turn.call_id, turn.turn_id)
-            turn.error = ApiError(503, "turn_failed", "the turn failed; retry it")
+            turn.error = TurnFailed("the turn failed; retry it")
         finally:
             if turn.error is not None:
-                turn.emit(EVENT_ERROR, {"code": turn.error.code, "message": turn.error.message})
+                code, message = error_code(turn.error), str(turn.error)
+                turn.emit(EVENT_ERROR, {"code": code, "message": message})
             turn.events.put_nowait(None)
         return None
 
@@ -356,141 +343,114 @@ class TurnService:
     ) -> TurnResult | None:
         state = call.state
         flow = self.flows[state.flow]
-        node = flow.nodes[state.node]
-        generate = self._mode(flow, node.id) == "generate"
-        schema = self._schema(flow, node.id, state.lang, generate)
-        backchannel = choose_backchannel(
-            state.lang, state.call_id, state.turns, state.last_backchannel
-        )
-        turn.emit(EVENT_BACKCHANNEL, {"turn_id": turn.turn_id, "text": backchannel})
-
-        messages = build_messages(
-            self._systems[(flow.id, state.lang)],
-            node,
+        core = TurnCore(
+            self._plan(flow, state),
             state,
             call.interruptions,
-            schema.moves,
+            turn.turn_id,
             turn.text,
-            self.settings.dm_prompt_history_turns,
-        )
-        previous = state.history[-1].agent if state.history else state.greeting
-        phase = _LlmPhase(
-            StreamedObject("reply" if schema.has_reply else None),
-            backchannel,
-            state.lang,
-            echo_sources=(turn.text, previous, node.goal),
-            instruction_runs=self._instruction_runs[(flow.id, state.lang)],
+            self._today(),
+            time.time(),
         )
         deadline = received_at + self.settings.dm_turn_deadline_s
-        await self._call_llm(turn, phase, messages, schema, deadline)
-        if phase.cancelled:
+        run = _LlmRun()
+        finish = await self._perform(turn, core, core.start(), run, deadline)
+        if finish is None:
             await self._record_cancelled(turn, state)
             return None
-
-        understanding: Understanding | None = None
-        if phase.failure is None:
-            parsed = phase.parser.result()
-            if parsed.value is None or "next_node" not in parsed.value:
-                stopped = phase.completion.stop_reason if phase.completion else None
-                phase.failure = "deadline" if stopped == "deadline" else "invalid_output"
-            else:
-                understanding = understand(
-                    flow, node, schema, parsed.value, turn.text, state.lang, self._today()
-                )
-                phase.end_reply(turn, schema.reply_chars)
-        spoken = "".join(phase.spoken)
-        outcome = apply_turn(
-            flow,
-            state,
-            turn_id=turn.turn_id,
-            text=turn.text,
-            understanding=understanding,
-            llm_words=spoken,
-            backchannel=backchannel,
-            now=time.time(),
-            history_cap=self.settings.dm_history_turns,
-        )
-        for piece in split_sentences(outcome.reply[len(spoken) :]):
-            turn.emit(EVENT_REPLY_DELTA, {"turn_id": turn.turn_id, "text": piece})
-
-        completion = phase.completion
-        ttft = phase.ttft_ms
+        outcome = finish.outcome
+        completion = run.completion
         result = TurnResult(
             call_id=state.call_id,
             turn_id=turn.turn_id,
-            node_before=node.id,
+            node_before=state.node,
             reply=outcome.reply,
             next_node=outcome.state.node,
             slots=outcome.state.slots,
-            backchannel=backchannel,
+            backchannel=finish.backchannel,
             done=outcome.done,
-            fallback=phase.failure is not None,
-            fallback_reason=phase.failure,
+            fallback=finish.fallback_reason is not None,
+            fallback_reason=finish.fallback_reason,
             timings=Timings(
                 # The stored copy (for replays) carries the time up to the commit.
                 total_ms=round((time.perf_counter() - received_at) * 1000, 2),
-                llm_ms=round(phase.llm_ms, 2),
-                llm_ttft_ms=round(ttft, 2) if ttft is not None else None,
+                llm_ms=round(run.llm_ms, 2),
+                llm_ttft_ms=round(run.ttft_ms, 2) if run.ttft_ms is not None else None,
                 state_ms=round(begin_ms, 3),
             ),
             usage=Usage(completion_tokens=(completion.completion_tokens or 0) if completion else 0),
             state_version=call.version + 1,
+            outcome=outcome.state.outcome if outcome.done else None,
+            understood_by=finish.understood_by,
         )
         commit_started = time.perf_counter()
-        commit = await self.store.commit(
-            outcome.state,
-            call.version,
-            turn_id=turn.turn_id,
-            digest=digest,
-            result_json=result.model_dump_json().encode(),
-            release_lock_of=turn.turn_id,
-        )
+        async with asyncio.timeout(self.settings.dm_redis_timeout_s * 2):
+            commit = await self.store.commit(
+                outcome.state,
+                call.version,
+                turn_id=turn.turn_id,
+                digest=digest,
+                result_json=result.model_dump_json().encode(),
+                release_lock_of=turn.turn_id,
+            )
         finished = time.perf_counter()
         if commit.status != "ok":
             await self._commit_failed(turn)
         result.timings.state_ms = round(begin_ms + (finished - commit_started) * 1000, 3)
         result.timings.total_ms = round((finished - received_at) * 1000, 2)
         turn.emit(EVENT_TURN_DONE, result.model_dump())
-        self._observe(flow, result)
-        if outcome.done:
-            self.metrics.calls_ended.labels("completed").inc()
+        self._observe(flow, result, finish.transfer_reason)
         return result
+
+    async def _perform(
+        self,
+        turn: RunningTurn,
+        core: TurnCore,
+        actions: list[Speak | AskLlm | Finish],
+        run: _LlmRun,
+        deadline: float,
+    ) -> Finish | None:
+        """Carry out the core's actions; the Finish it ends with, or None when barged in on."""
+        for action in actions:
+            if isinstance(action, Speak):
+                turn.emit(action.kind, {"turn_id": turn.turn_id, "text": action.text})
+            elif isinstance(action, AskLlm):
+                await self._call_llm(turn, core, action, run, deadline)
+                if run.cancelled:
+                    return None
+                return await self._perform(turn, core, core.on_llm_done(run.failure), run, deadline)
+            else:
+                return action
+        raise AssertionError("the turn core ended without finishing the turn")
 
     async def _commit_failed(self, turn: RunningTurn) -> None:
         """Raise the error that explains why the turn's compare-and-set lost."""
         await self.store.release_lock(turn.call_id, turn.turn_id)
         stored = await self.store.load(turn.call_id)
         if stored is None:
-            raise ApiError(404, "call_not_found", f"no call '{turn.call_id}'")
+            raise CallNotFound(f"no call '{turn.call_id}'")
         if stored.state.ended:
-            raise ApiError(410, "call_ended", f"call '{turn.call_id}' ended during the turn")
-        raise ApiError(409, "state_conflict", "the call changed during the turn; retry it")
+            raise CallEnded(f"call '{turn.call_id}' ended during the turn")
+        raise StateConflict("the call changed during the turn; retry it")
 
     async def _call_llm(
-        self,
-        turn: RunningTurn,
-        phase: _LlmPhase,
-        messages: list[dict[str, str]],
-        schema: TurnSchema,
-        deadline: float,
+        self, turn: RunningTurn, core: TurnCore, ask: AskLlm, run: _LlmRun, deadline: float
     ) -> None:
         """Stream the LLM's answer until it ends, fails, passes the deadline or is barged in on."""
         budget = deadline - time.perf_counter() - self.settings.dm_persist_reserve_s
 
         def on_text(text: str) -> None:
-            if phase.ttft_ms is None:
-                phase.ttft_ms = (time.perf_counter() - started) * 1000
-            delta = phase.parser.feed(text)
-            if delta:
-                phase.speak(turn, phase.chunker.feed(delta))
-            if phase.parser.field_complete:
-                phase.end_reply(turn, schema.reply_chars)
+            if run.ttft_ms is None:
+                run.ttft_ms = (time.perf_counter() - started) * 1000
+            for action in core.on_llm_text(text):
+                if isinstance(action, Speak):
+                    turn.emit(action.kind, {"turn_id": turn.turn_id, "text": action.text})
 
         started = time.perf_counter()
         llm = asyncio.create_task(
             self.llm.stream_json(
-                messages,
-                schema.schema,
+                ask.messages,
+                ask.schema,
                 max_tokens=self.settings.dm_max_tokens,
                 timeout_s=max(budget, 0.001),
                 on_text=on_text,
@@ -501,21 +461,25 @@ class TurnService:
         done, _ = await asyncio.wait(
             watched, timeout=max(budget, 0.0), return_when=asyncio.FIRST_COMPLETED
         )
-        phase.llm_ms = (time.perf_counter() - started) * 1000
+        run.llm_ms = (time.perf_counter() - started) * 1000
         if llm not in done:
             llm.cancel()
             with contextlib.suppress(asyncio.CancelledError, LlmError):
                 await llm
             if barge_in in done:
-                phase.cancelled = True
+                run.cancelled = True
             else:
-                phase.failure = "deadline"
+                run.failure = "deadline"
             return
         try:
-            phase.completion = llm.result()
+            run.completion = llm.result()
         except LlmError as exc:
-            log.warning("llm_failed", call_id=turn.call_id, error=str(exc)[:300])
-            phase.failure = "llm_error"
+            # The error names the LLM service's failure, never what the caller said.
+            log.warning("llm_failed", call_id=turn.call_id, error_type=type(exc).__name__)
+            run.failure = "llm_error"
+            return
+        if run.completion.stop_reason == "deadline":
+            run.failure = "deadline"
 
     async def _record_cancelled(self, turn: RunningTurn, state: CallState) -> None:
         cut = Interruption(heard=turn.heard, cancelled=True, user=turn.text, at=time.time())
@@ -528,8 +492,7 @@ class TurnService:
     async def warm_up(self) -> bool:
         """Have the LLM service decode each flow's system prompt once, before the first call.
 
-        llm-local keeps a decoded system prompt and copies it into each new request;
-        without this, the first turn of each flow and language pays the whole prefill
+        Without this, the first turn of each flow and language pays the whole prefill
         (~250 tokens, seconds on a CPU model) inside its deadline.
         """
         for (flow_id, lang), system in self._systems.items():
@@ -543,27 +506,62 @@ class TurnService:
                     on_text=lambda _text: None,
                 )
             except LlmError as exc:
-                log.info("warm_up_waiting", flow=flow_id, lang=lang, error=str(exc)[:200])
+                log.info("warm_up_waiting", flow=flow_id, lang=lang, error=type(exc).__name__)
                 return False
         log.info("warmed_up", prompts=len(self._systems))
         return True
 
+    async def prefill(self, call_id: str, owner: str, text: str) -> None:
+        """The caller is still speaking: have the LLM decode this turn's prompt with the
+        words so far, so that at the final words only they are left to decode. One at a
+        time per call; a partial that comes while one is running is dropped."""
+        stored = await self._load(call_id, owner)
+        if stored.state.ended or call_id in self._prefilling:
+            return
+        state = stored.state
+        flow = self.flows[state.flow]
+        plan = self._plan(flow, state)
+        messages = build_messages(
+            plan.system,
+            flow.nodes[state.node],
+            state,
+            stored.interruptions,
+            plan.schema.moves,
+            text,
+            plan.prompt_history,
+        )
+        self._prefilling.add(call_id)
+        task = asyncio.create_task(self._prefill(call_id, messages, plan.schema.schema))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _prefill(
+        self, call_id: str, messages: list[dict[str, str]], schema: dict[str, Any]
+    ) -> None:
+        try:
+            await self.llm.prefill(messages, schema, timeout_s=self.settings.dm_turn_deadline_s)
+            self.metrics.prefills.inc()
+        except LlmError as exc:
+            log.info("prefill_failed", call_id=call_id, error_type=type(exc).__name__)
+        finally:
+            self._prefilling.discard(call_id)
+
     # Barge-in
 
-    async def interrupt(self, call_id: str, turn_id: str, heard: str) -> str:
+    async def interrupt(self, call_id: str, owner: str, turn_id: str, heard: str) -> str:
         """The caller barged in on `turn_id` having heard `heard`: cancel it or record it.
 
         Returns "cancelled" (the turn was stopped before it was applied) or
         "recorded" (it had completed; what the caller heard is noted).
         """
+        stored = await self._load(call_id, owner)
         running = self._running.get((call_id, turn_id))
         if running is not None:
             return await self._interrupt_local(running, heard)
         if await self.store.lock_holder(call_id) == turn_id:
-            message = {"call_id": call_id, "turn_id": turn_id, "heard": heard}
-            await self.redis.publish(INTERRUPT_CHANNEL, orjson.dumps(message))
-            return await self._await_remote(call_id, turn_id)
-        return await self._record_heard(call_id, turn_id, heard)
+            await self.store.publish_interrupt(call_id, turn_id, heard)
+            return await self._await_remote(call_id, owner, turn_id)
+        return await self._record_heard(stored, turn_id, heard)
 
     async def _interrupt_local(self, running: RunningTurn, heard: str) -> str:
         running.heard = heard
@@ -573,61 +571,65 @@ class TurnService:
         try:
             result = await asyncio.wait_for(asyncio.shield(running.task), INTERRUPT_WAIT_S)
         except TimeoutError:
-            raise ApiError(503, "interrupt_timeout", "the turn did not stop in time") from None
+            raise InterruptTimeout("the turn did not stop in time") from None
         if result is None:
             return "cancelled" if running.error is None else "failed"
-        return await self._record_heard(running.call_id, running.turn_id, heard)
+        stored = await self.store.load(running.call_id)
+        if stored is None:
+            raise CallNotFound(f"no call '{running.call_id}'")
+        return await self._record_heard(stored, running.turn_id, heard)
 
-    async def _await_remote(self, call_id: str, turn_id: str) -> str:
+    async def _await_remote(self, call_id: str, owner: str, turn_id: str) -> str:
         """Wait for the replica running the turn to let go of it."""
         for _ in range(int(INTERRUPT_WAIT_S / REMOTE_POLL_S)):
             if await self.store.lock_holder(call_id) != turn_id:
                 break
             await asyncio.sleep(REMOTE_POLL_S)
-        stored = await self._load(call_id)
+        stored = await self._load(call_id, owner)
         cut = stored.interruptions.get(turn_id)
         return "cancelled" if cut is not None and cut.cancelled else "recorded"
 
-    async def _record_heard(self, call_id: str, turn_id: str, heard: str) -> str:
-        stored = await self._load(call_id)
+    async def _record_heard(self, stored: StoredCall, turn_id: str, heard: str) -> str:
         if turn_id in stored.interruptions:
             return "cancelled" if stored.interruptions[turn_id].cancelled else "recorded"
         if not any(ex.turn_id == turn_id for ex in stored.state.history):
-            raise ApiError(404, "turn_not_found", f"no turn '{turn_id}' in call '{call_id}'")
+            raise TurnNotFound(f"no turn '{turn_id}' in call '{stored.state.call_id}'")
         cut = Interruption(heard=heard, cancelled=False, at=time.time())
-        await self.store.record_interruption(call_id, turn_id, cut)
+        await self.store.record_interruption(stored.state.call_id, turn_id, cut)
         self.metrics.interrupts.labels("recorded").inc()
         return "recorded"
 
     async def listen_for_interrupts(self) -> None:
         """Cancel local turns that a barge-in on another replica names. Runs until cancelled."""
-        pubsub = self.redis.pubsub()
-        await pubsub.subscribe(INTERRUPT_CHANNEL)
-        try:
-            async for message in pubsub.listen():
-                if message.get("type") != "message":
-                    continue
-                try:
-                    data = orjson.loads(message["data"])
-                    key = (str(data["call_id"]), str(data["turn_id"]))
-                    heard = str(data.get("heard", ""))
-                except (orjson.JSONDecodeError, KeyError, TypeError):
-                    continue
-                running = self._running.get(key)
-                if running is not None:
-                    task = asyncio.create_task(self._interrupt_quietly(running, heard))
-                    self._background.add(task)
-                    task.add_done_callback(self._background.discard)
-        finally:
-            await pubsub.aclose()
+        async for call_id, turn_id, heard in self.store.interrupts():
+            running = self._running.get((call_id, turn_id))
+            if running is not None:
+                task = asyncio.create_task(self._interrupt_quietly(running, heard))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
 
     async def _interrupt_quietly(self, running: RunningTurn, heard: str) -> None:
         try:
             await self._interrupt_local(running, heard)
-        except ApiError as exc:
-            log.warning("interrupt_failed", call_id=running.call_id, code=exc.code)
+        except CallError as exc:
+            log.warning("interrupt_failed", call_id=running.call_id, code=error_code(exc))
 
     # Helpers
+
+    def _plan(self, flow: Flow, state: CallState) -> TurnPlan:
+        node = flow.nodes[state.node]
+        generate = self._mode(flow, node.id) == "generate"
+        rules = self._rules.get(flow.id) or self._rules.get("*")
+        return TurnPlan(
+            flow=flow,
+            schema=self._schema(flow, node.id, state.lang, generate),
+            system=self._systems[(flow.id, state.lang)],
+            instruction_runs=self._instruction_runs[(flow.id, state.lang)],
+            generate=generate,
+            rules=flow.rules if rules is None else rules == "on",
+            prompt_history=self.settings.dm_prompt_history_turns,
+            history_cap=self.settings.dm_history_turns,
+        )
 
     def _mode(self, flow: Flow, node_id: str) -> str:
         override = self._modes.get(flow.id) or self._modes.get("*")
@@ -648,21 +650,27 @@ class TurnService:
         return schema
 
     def _today(self) -> date:
-        return datetime.now(self._zone).date()
+        return self.settings.dm_today or datetime.now(self._zone).date()
 
-    def _observe(self, flow: Flow, result: TurnResult) -> None:
+    def _observe(self, flow: Flow, result: TurnResult, transfer_reason: str | None) -> None:
         t = result.timings
         m = self.metrics
         m.turns.labels(flow.id, str(result.fallback).lower()).inc()
+        m.understood.labels(flow.id, result.understood_by).inc()
         m.turn_seconds.observe(t.total_ms / 1000)
         m.added_seconds.observe(max(t.total_ms - t.llm_ms, 0.0) / 1000)
-        m.llm_seconds.observe(t.llm_ms / 1000)
+        if result.understood_by == "llm":
+            m.llm_seconds.observe(t.llm_ms / 1000)
         if t.llm_ttft_ms is not None:
             m.llm_ttft_seconds.observe(t.llm_ttft_ms / 1000)
         if result.fallback_reason:
             m.fallbacks.labels(result.fallback_reason).inc()
         if t.total_ms > self.settings.dm_turn_deadline_s * 1000:
             m.sla_misses.inc()
+        if result.outcome is not None:
+            m.calls_ended.labels(result.outcome).inc()
+        if result.outcome == "transfer":
+            m.transfers.labels(flow.id, transfer_reason or "unknown").inc()
         log.info(
             "turn",
             call_id=result.call_id,
@@ -670,7 +678,9 @@ class TurnService:
             flow=flow.id,
             node_before=result.node_before,
             next_node=result.next_node,
+            understood_by=result.understood_by,
             done=result.done,
+            outcome=result.outcome,
             fallback=result.fallback,
             fallback_reason=result.fallback_reason,
             total_ms=t.total_ms,
@@ -680,3 +690,9 @@ class TurnService:
             completion_tokens=result.usage.completion_tokens,
             state_version=result.state_version,
         )
+
+
+def error_code(error: CallError) -> str:
+    """The contract's snake_case code of a call error: CallNotFound -> call_not_found."""
+    name = type(error).__name__
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")

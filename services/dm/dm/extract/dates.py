@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
+from itertools import pairwise
 
 from dm.extract.numbers import parse_cardinal, parse_ordinal
-from dm.extract.text import at, first_found, normalize, tokenize
+from dm.extract.text import at, last_found, normalize, tokenize
 
 _MONTHS_RU = (
     *("января", "февраля", "марта", "апреля", "мая", "июня"),
@@ -51,7 +52,12 @@ _WEEKDAYS = re.compile(
     )
 )
 _DAYS_FROM_TODAY = {
+    "позавчера": -2,
+    "вчера": -1,
+    "yesterday": -1,
     "сегодня": 0,
+    "todays": 0,  # ASR writes "today's" so: "today's fine"
+    "tomorrows": 1,
     "today": 0,
     "tonight": 0,
     "завтра": 1,
@@ -59,6 +65,11 @@ _DAYS_FROM_TODAY = {
     "послезавтра": 2,
 }
 _IN = frozenset({"через", "in"})
+_NEXT_WEEK = frozenset(
+    {("next", "week"), ("следующей", "неделе"), ("следующей", "недели"), ("след", "неделе")}
+)
+# "a week from today", "three days from now".
+_FROM_NOW = frozenset({("from", "today"), ("from", "now")})
 _DAY_UNITS = frozenset({"день", "дня", "дней", "суток", "day", "days"})
 _WEEK_UNITS = frozenset({"неделю", "недели", "недель", "week", "weeks"})
 _MAX_DAYS_AHEAD = 366
@@ -76,7 +87,7 @@ _Match = tuple[date | None, int]
 
 
 def extract_date(text: str, lang: str, today: date) -> date | None:
-    """The first date named in `text` that is not negated ("не завтра, а ..."), or None.
+    """The last date named in `text` that is not negated ("не завтра, а ..."), or None.
 
     Relative days and weekdays count from `today`; a weekday is the nearest one strictly
     after today ("next Monday" included). Day and month without a year fall this year, or
@@ -84,7 +95,7 @@ def extract_date(text: str, lang: str, today: date) -> date | None:
     month if past. `lang` only orders slashed numbers: "3/15" is month/day in English,
     day/month otherwise. A date that does not exist ("31 февраля") is skipped, not repaired.
     """
-    return _DateScan(text, lang, today).first()
+    return _DateScan(text, lang, today).last()
 
 
 def format_date(value: date, lang: str) -> str:
@@ -108,10 +119,11 @@ class _DateScan:
         self.lang = lang
         self.today = today
 
-    def first(self) -> date | None:
+    def last(self) -> date | None:
         finders = (
             self._relative_day,
             self._days_later,
+            self._days_from_now,
             self._weekday,
             self._iso,
             self._numeric,
@@ -119,7 +131,7 @@ class _DateScan:
             self._month_then_day,
             self._bare_day,
         )
-        return first_found(self.words, finders)
+        return last_found(self.words, finders)
 
     def _relative_day(self, index: int) -> _Match | None:
         word = self.words[index]
@@ -128,6 +140,20 @@ class _DateScan:
         if self.words[index : index + 3] == ["day", "after", "tomorrow"]:
             return self.today + timedelta(days=2), index + 3
         return None
+
+    def _days_from_now(self, index: int) -> _Match | None:
+        """ "a week from today", "three days from now"."""
+        counted = self._count(index)
+        if counted is None or at(self.words, counted[1]) not in _DAY_UNITS | _WEEK_UNITS:
+            return None
+        count, unit_at = counted
+        if (at(self.words, unit_at + 1), at(self.words, unit_at + 2)) not in _FROM_NOW:
+            return None
+        days = count * (7 if at(self.words, unit_at) in _WEEK_UNITS else 1)
+        end = unit_at + 3
+        if days > _MAX_DAYS_AHEAD:
+            return None, end
+        return self.today + timedelta(days=days), end
 
     def _days_later(self, index: int) -> _Match | None:
         """ "через 3 дня", "через неделю", "in two weeks", "in a week"."""
@@ -154,11 +180,47 @@ class _DateScan:
         return parse_cardinal(self.words, index)
 
     def _weekday(self, index: int) -> _Match | None:
+        """The nearest such weekday after today ("friday", "next friday", "в пятницу"), or
+        that weekday of next week ("friday next week", "в пятницу на следующей неделе")."""
         weekday = _WEEKDAYS.fullmatch(self.words[index])
         if weekday is None or weekday.lastindex is None:
             return None
-        ahead = (weekday.lastindex - 1 - self.today.weekday()) % 7 or 7
+        day = weekday.lastindex - 1
+        if any(self._day_number(i) for i in range(max(0, index - 4), index)):
+            # "the twenty third, that's a tuesday right": the day number says it.
+            return None, index + 1
+        dated = self._weekday_with_day(day, index + 1)
+        if dated is not None:
+            return dated
+        if self._next_week_near(index):
+            monday = self.today + timedelta(days=7 - self.today.weekday())
+            return monday + timedelta(days=day), index + 1
+        ahead = (day - self.today.weekday()) % 7 or 7
         return self.today + timedelta(days=ahead), index + 1
+
+    def _weekday_with_day(self, weekday: int, index: int) -> _Match | None:
+        """ "monday the eighth", "в понедельник, восьмого": the nearest date with that day
+        number that falls on that weekday, past or not (a past one is refused later)."""
+        start = index + 1 if at(self.words, index) == "the" else index
+        number = self._day_number(start)
+        if number is None or not number[2]:
+            return None
+        value, end, _ = number
+        candidates = [
+            found
+            for months in (-1, 0, 1, 2)
+            if (found := _make_date(*_month_shift(self.today, months), value)) is not None
+            and found.weekday() == weekday
+        ]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda found: abs((found - self.today).days)), end
+
+    def _next_week_near(self, index: int) -> bool:
+        """Whether "next week" is said within a few words of the weekday at `index`."""
+        window = self.words[max(0, index - 4) : index + 5]
+        pairs = set(pairwise(window))
+        return bool(pairs & _NEXT_WEEK)
 
     def _iso(self, index: int) -> _Match | None:
         """ "2027-03-15"."""
@@ -246,7 +308,10 @@ class _DateScan:
         counted = at(self.words, end) == _NUMBER_OF_DAY
         last = self.words[end - 1]
         is_word = not last.isdigit() and last not in _DAY_SUFFIXES
-        if is_word and not last.endswith(_DAY_ORDINAL_ENDINGS) and not counted:
+        english_ordinal = at(self.words, index - 1) in {"the", "on"} and last.endswith(
+            ("th", "st", "nd", "rd")
+        )
+        if is_word and not (last.endswith(_DAY_ORDINAL_ENDINGS) or counted or english_ordinal):
             return None
         if not (marked or counted):
             return None
@@ -301,11 +366,24 @@ def _make_date(year: int, month: int, day: int) -> date | None:
 
 
 def _next_month_day(today: date, month: int, day: int) -> date | None:
-    """This year's `day` of `month`, or next year's if it has passed."""
+    """This year's `day` of `month`, or next year's if it passed more than a month ago.
+
+    A day of this month or last that has passed stays in the past ("1 марта" said on
+    10 March is a mistake to point out, not next year); "10 January" said in December
+    is next year's.
+    """
     found = _make_date(today.year, month, day)
-    if found is not None and found < today:
+    if found is None:
+        return None
+    if (today.year * 12 + today.month) - (found.year * 12 + found.month) > 1:
         found = _make_date(today.year + 1, month, day)
     return found
+
+
+def _month_shift(today: date, months: int) -> tuple[int, int]:
+    """(year, month) `months` after today's month."""
+    index = today.year * 12 + today.month - 1 + months
+    return index // 12, index % 12 + 1
 
 
 def _next_day_of_month(today: date, day: int) -> date | None:

@@ -67,15 +67,25 @@ def at(words: Sequence[str], index: int) -> str:
 
 
 def is_negated(words: Sequence[str], index: int) -> bool:
-    """Whether the word at `index` follows a "не"/"not", across up to two prepositions."""
+    """Whether the word at `index` follows a "не"/"not" (across up to two prepositions),
+    or "вместо", "instead of", "scratch", "forget": what it names is what the caller does
+    not want."""
     before = index - 1
     while before >= index - 2 and at(words, before) in _BETWEEN_NEGATION:
         before -= 1
-    return at(words, before) in _NEGATIONS
+    word = at(words, before)
+    if word == "of" and at(words, before - 1) == "instead":
+        return True
+    return word in _NEGATIONS or word in {"вместо", "scratch", "forget"}
 
 
-def first_found(words: Sequence[str], finders: Sequence[Finder[T]]) -> T | None:
-    """The first value any finder reads, word by word, skipping negated words."""
+def last_found(words: Sequence[str], finders: Sequence[Finder[T]]) -> T | None:
+    """The last value any finder reads, word by word, skipping negated words.
+
+    The last, because callers correct forward: "в среду, ой нет, в четверг",
+    "at ten, no wait, eleven".
+    """
+    found: T | None = None
     index = 0
     while index < len(words):
         match = None
@@ -84,7 +94,7 @@ def first_found(words: Sequence[str], finders: Sequence[Finder[T]]) -> T | None:
         if match is None:
             index += 1
             continue
-        found, index = match
-        if found is not None:
-            return found
-    return None
+        value, index = match
+        if value is not None:
+            found = value
+    return found

@@ -8,7 +8,7 @@ from enum import Enum
 
 from dm.extract.dates import month_of
 from dm.extract.numbers import digits_value, ordinal_value, parse_cardinal
-from dm.extract.text import at, first_found, normalize, tokenize
+from dm.extract.text import Tokens, at, last_found, normalize, tokenize
 
 
 class _Part(Enum):
@@ -79,18 +79,21 @@ _AFTERNOON_WITHOUT_MARKER = range(1, 8)
 _Match = tuple[time | None, int]
 
 
-def extract_time(text: str, lang: str) -> time | None:
-    """The first clock time in `text` that is not negated ("не в 3, а в 4"), or None.
+def extract_time(text: str, lang: str, *, asked: bool = False) -> time | None:
+    """The last clock time in `text` that is not negated ("не в 3, а в 4"), or None.
 
     An hour without a marker (am/pm, утра/дня/вечера/ночи, "in the evening", or a part of
     day such as "вечером" elsewhere in the text) is read for a clinic open 8:00-20:00:
     1 to 7 mean the afternoon (+12), other hours stay as said, and so does a zero-padded
     hour ("07:30" is 7:30, as format_time writes it). A number counts as an hour
     only after "в"/"к"/"at"/"around", before "час"/"o'clock" or a marker, or when it is the
-    whole utterance. A bare "dd.mm" with mm <= 12 is a date, not a time, unless a cue such
-    as "в"/"at" stands before it. `lang` is not needed: both languages are read.
+    whole utterance; when the caller was `asked` for a time, any number that is not a
+    count of something ("maybe ten", "uh two i guess", "eleven would be great") is one.
+    A bare "dd.mm" with mm <= 12 is a date, not a time, unless a cue such as "в"/"at"
+    stands before it. British "half nine" is 9:30. `lang` is not needed: both languages
+    are read.
     """
-    return _TimeScan(text).first()
+    return _TimeScan(text, asked=asked).last()
 
 
 def format_time(value: time, lang: str) -> str:
@@ -111,13 +114,14 @@ class _TimeScan:
     the form is there but names no real time) and the index after the form.
     """
 
-    def __init__(self, text: str) -> None:
-        self.tokens = tokenize(_DOTTED_AM_PM.sub(r"\1m", normalize(text)))
+    def __init__(self, text: str, *, asked: bool = False) -> None:
+        self.asked = asked
+        self.tokens = _unstuttered(tokenize(_DOTTED_AM_PM.sub(r"\1m", normalize(text))))
         self.words = self.tokens.words
         self._gap = self.tokens.gap_after
         self.day_part = self._day_part_anywhere()
 
-    def first(self) -> time | None:
+    def last(self) -> time | None:
         finders = (
             self._fixed,
             self._half_or_quarter_ru,
@@ -126,7 +130,7 @@ class _TimeScan:
             self._clock_digits,
             self._hour,
         )
-        return first_found(self.words, finders)
+        return last_found(self.words, finders)
 
     def _fixed(self, index: int) -> _Match | None:
         """ "в полдень", "at noon", "midnight"."""
@@ -160,7 +164,7 @@ class _TimeScan:
                 return None
             minutes, end = parsed
             end += at(self.words, end) in _MINUTE_WORDS
-        hour = self._number(end)
+        hour = (1, end + 1) if at(self.words, end) == "час" else self._number(end)
         if hour is None or not 1 <= hour[0] <= 12 or not 1 <= minutes <= 30:
             return None
         return self._finish(_hour_before(hour[0]), 60 - minutes, hour[1])
@@ -170,6 +174,12 @@ class _TimeScan:
         word = self.words[index]
         if at(self.words, index - 1) in _RANGE_STARTS:
             return None
+        if word == "half" and at(self.words, index + 1) not in _PAST | _TO:
+            # British "half nine": half past nine.
+            hour = self._number(index + 1)
+            if hour is None or not 1 <= hour[0] <= 12:
+                return None
+            return self._finish(hour[0], 30, hour[1])
         if word == "half":
             minutes, end = 30, index + 1
         elif word == "quarter" or (word == "a" and at(self.words, index + 1) == "quarter"):
@@ -233,13 +243,15 @@ class _TimeScan:
         minute = 0
         if minutes is not None and month_of(at(self.words, minutes[1])) is None:
             minute, end = minutes
-        cued = before in _CUES or has_hour_word
+        # "часа на три", "часов на пять": around three, around five.
+        approximate = before == "на" and at(self.words, index - 2) in {"часа", "часов", "часам"}
+        cued = before in _CUES or has_hour_word or approximate
         # "3 дня" alone is as likely three days as 3 pm: it takes a cue or "часа" to be a time.
         if self._marker(end) is not None and (cued or self.words[end] != "дня"):
             return self._finish(hour, minute, end)
         if _NOT_TIME_AFTER.fullmatch(at(self.words, end)):
             return None
-        if cued or (index == 0 and end == len(self.words)):
+        if cued or self.asked or (index == 0 and end == len(self.words)):
             return self._finish(hour, minute, end, _padded(self.words[index]))
         return None
 
@@ -315,6 +327,20 @@ class _TimeScan:
             and at(self.words, index + 1).isdigit()
             and self._gap(index) in {".", ":", "/", "-"}
         )
+
+
+def _unstuttered(tokens: Tokens) -> Tokens:
+    """The tokens with a pair of words said twice in a row said once: "four thirty four
+    thirty pm" is 4:30 pm, not 4:34 and a stray "thirty"."""
+    words, gaps = list(tokens.words), list(tokens.gaps)
+    index = 0
+    while index + 3 < len(words):
+        if words[index : index + 2] == words[index + 2 : index + 4]:
+            del words[index + 2 : index + 4]
+            del gaps[index + 2 : index + 4]
+        else:
+            index += 1
+    return Tokens(words, gaps)
 
 
 def _padded(hour_word: str) -> _Part | None:

@@ -51,10 +51,12 @@ _LONGEST_PHRASE = max(len(phrase) for phrase in _PHRASES)
 _PHRASE_STARTS = frozenset(phrase[0] for phrase in _PHRASES)
 _WORDS: dict[str, _Signal] = {
     **dict.fromkeys(word_set("верно верный верная верное верные точно именно"), _YES_STRONG),
-    **dict.fromkeys(word_set("correct right exactly absolutely true perfect"), _YES_STRONG),
+    **dict.fromkeys(
+        word_set("correct right exactly absolutely true perfect affirmative indeed"), _YES_STRONG
+    ),
     **dict.fromkeys(word_set("да ага угу ок окей ладно хорошо конечно"), _YES_PLAIN),
     **dict.fromkeys(word_set("yes yeah yea yep yup ok okay sure mhm"), _YES_PLAIN),
-    **dict.fromkeys(word_set("неверно wrong incorrect false"), _NO_STRONG),
+    **dict.fromkeys(word_set("неверно wrong incorrect false negative"), _NO_STRONG),
     **dict.fromkeys(word_set("нет неа no nope nah"), _NO_PLAIN),
 }
 _STEMS: dict[str, _Signal] = {

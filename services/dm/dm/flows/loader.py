@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from datetime import time
 from pathlib import Path
 
 import yaml
@@ -76,22 +77,49 @@ def check_flow(flow: Flow, path: Path | str) -> None:
         raise FlowError(path, f"start_node '{flow.start_node}' is not a node")
     for node in flow.nodes.values():
         _check_node(flow, node, path)
-    finals = [node.id for node in flow.nodes.values() if node.final]
+    finals = [n.id for n in flow.nodes.values() if n.final and n.outcome == "completed"]
     if not finals:
         raise FlowError(path, "no final node: a call could never end")
+    transfers = [n.id for n in flow.nodes.values() if n.final and n.outcome == "transfer"]
+    if len(transfers) > 1:
+        raise FlowError(path, "at most one final node has 'outcome: transfer'")
     reachable = _reachable(flow, [flow.start_node])
     for node_id in flow.nodes:
         if node_id not in reachable:
             raise FlowError(path, f"unreachable from start node '{flow.start_node}'", node_id)
+    # The hand-over to a person ends any call; a step must also lead to a completed one.
     ends = _reaching(flow, finals)
-    for node_id in flow.nodes:
-        if node_id not in ends:
+    for node_id, node in flow.nodes.items():
+        if node_id not in ends and not node.final:
             raise FlowError(path, "dead end: no final node can be reached from here", node_id)
     if flow.kind == "interview" and not flow.blocks:
         raise FlowError(path, "an interview flow needs at least one competency block")
     for name, spec in flow.slots.items():
         if spec.type == "enum":
             _check_enum(flow, name, path)
+        _check_texts(flow, path, f"slot '{name}'", spec.out_of_range, spec.explain)
+        if spec.between is not None:
+            _check_between(spec.between, name, path)
+    _check_texts(flow, path, "flow", flow.changed, flow.no_answer)
+    for answer in flow.answers:
+        _check_texts(flow, path, f"answer '{answer.stems[0]}'", answer.say)
+
+
+def _check_texts(flow: Flow, path: Path | str, where: str, *texts: dict[str, str]) -> None:
+    """Optional texts: absent, or given in every language of the flow."""
+    for text in texts:
+        for lang in flow.languages:
+            if text and not text.get(lang, "").strip():
+                raise FlowError(path, f"{where}: a text has no '{lang}' version")
+
+
+def _check_between(between: tuple[str, str], name: str, path: Path | str) -> None:
+    try:
+        start, end = (time.fromisoformat(value) for value in between)
+    except ValueError:
+        raise FlowError(path, f"slot '{name}': between takes two HH:MM times") from None
+    if start >= end:
+        raise FlowError(path, f"slot '{name}': between must run from earlier to later")
 
 
 def _check_node(flow: Flow, node: Node, path: Path | str) -> None:
@@ -109,18 +137,20 @@ def _check_node(flow: Flow, node: Node, path: Path | str) -> None:
         raise FlowError(path, "a final node has no transitions", node.id)
     if not node.final and not node.transitions:
         raise FlowError(path, "a node that is not final needs a transition", node.id)
-    for slot in node.collects:
+    for slot in [*node.collects, *node.accepts]:
         if slot not in flow.slots:
             raise FlowError(path, f"unknown slot '{slot}'", node.id)
-    for field_name in ("say", "reask"):
+    if node.after_correction is not None and node.after_correction not in flow.nodes:
+        raise FlowError(path, f"unknown after_correction node '{node.after_correction}'", node.id)
+    for field_name in ("say", "reask", "partial"):
         texts: dict[str, str] = getattr(node, field_name)
-        if field_name == "reask" and not texts:
+        if field_name != "say" and not texts:
             continue
         for lang in flow.languages:
             if not texts.get(lang, "").strip():
                 raise FlowError(path, f"no '{field_name}' text for language '{lang}'", node.id)
             for slot in PLACEHOLDER.findall(texts[lang]):
-                if slot not in flow.slots:
+                if slot not in flow.slots and not (field_name == "partial" and slot == "digits"):
                     raise FlowError(
                         path, f"unknown slot '{{{slot}}}' in {field_name}[{lang}]", node.id
                     )
@@ -168,7 +198,7 @@ def _reachable(flow: Flow, starts: list[str]) -> set[str]:
     seen = set(starts)
     queue = deque(starts)
     while queue:
-        for target in flow.nodes[queue.popleft()].targets:
+        for target in flow.targets_of(flow.nodes[queue.popleft()]):
             if target not in seen:
                 seen.add(target)
                 queue.append(target)
