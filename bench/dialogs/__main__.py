@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.dialogs                      # starts Redis, llm-local (embedded), dm
     .venv/bin/python -m bench.dialogs --rules both         # the rules path on, then off
     .venv/bin/python -m bench.dialogs --llm instant        # an instant LLM: dm's own reading only
+    .venv/bin/python -m bench.dialogs --flow interview_python_dev   # the interview transcripts
     .venv/bin/python -m bench.dialogs --url http://127.0.0.1:8080   # a running stack
                                                            # (started with DM_TODAY=2027-03-10)
     ... --only ru-phone --failures                         # some dialogs; print each failure
@@ -28,8 +29,6 @@ from bench.dialogs.play import play
 from bench.dialogs.score import TARGETS, DialogScore, failures, report, score_dialog
 from bench.processes import child, dm, instant_llm, machine, redis, wait_http
 from voicectl.redis_server import free_port
-
-FLOW = "booking_mri"
 
 
 @contextlib.contextmanager
@@ -73,15 +72,18 @@ def main() -> None:
     parser.add_argument("--failures", action="store_true", help="print every failed dialog")
     parser.add_argument("--today", type=date.fromisoformat, default=CORPUS_TODAY)
     parser.add_argument("--corpus", type=Path, default=CORPUS_DIR, help="a folder of dialogs")
+    parser.add_argument("--flow", default="booking_mri", help="booking_mri or interview_python_dev")
     args = parser.parse_args()
 
     dialogs = [
         d
-        for d in load_corpus(args.corpus, flow=FLOW)
+        for d in load_corpus(args.corpus, flow=args.flow)
         if d.id.startswith(args.only) or d.category.startswith(args.only)
     ]
     print(f"machine: {machine()}")
-    print(f"corpus: {len(dialogs)} dialogs of {FLOW}, today {args.today}, one caller at a time")
+    print(
+        f"corpus: {len(dialogs)} dialogs of {args.flow}, today {args.today}, one caller at a time"
+    )
     runs: list[tuple[str, list[DialogScore]]] = []
     if args.url:
         runs.append((f"stack at {args.url}", run(args.url, dialogs, args.today)))

@@ -10,8 +10,10 @@ from datetime import date
 from typing import Any
 
 from bench.dialogs.corpus import expected_slots
+from bench.dialogs.interview import in_band
 from bench.dialogs.play import Played
 from bench.processes import percentile
+from dm.interview.promises import makes_promise
 
 TARGETS = {
     "task success": ">= 97 %",
@@ -57,13 +59,15 @@ def score_dialog(played: Played, today: date) -> DialogScore:
     slots = results[-1]["slots"] if results else {}
     hits = {name: same_value(name, value, slots.get(name)) for name, value in expected.items()}
     outcome_ok = played.outcome == dialog.expect.outcome
-    why = ""
+    why = _interview_misses(played) if dialog.expect.scores else ""
     if played.error:
         why = played.error
     elif not played.done:
         why = f"not finished after {len(results)} turns (stuck at {results[-1]['next_node']})"
     elif not outcome_ok:
         why = f"ended {played.outcome}, expected {dialog.expect.outcome}"
+    elif why:
+        pass
     elif not all(hits.values()):
         wrong = [f"{n}={slots.get(n)!r} (want {expected[n]!r})" for n, ok in hits.items() if not ok]
         why = "wrong " + ", ".join(wrong)
@@ -79,6 +83,25 @@ def score_dialog(played: Played, today: date) -> DialogScore:
         turn_ms=[r["timings"]["total_ms"] for r in results],
         why=why,
     )
+
+
+def _interview_misses(played: Played) -> str:
+    """What of an interview's expectation the call missed: block scores outside their
+    band, red flags other than expected, a promise in any reply."""
+    expect = played.dialog.expect
+    scores = played.final.get("scores", {})
+    misses = [
+        f"{block}={scores.get(block)} (band {band})"
+        for block, band in expect.scores.items()
+        if not in_band(scores.get(block), band)
+    ]
+    flags = set(played.final.get("red_flags", []))
+    if expect.red_flags is not None and flags != set(expect.red_flags):
+        misses.append(f"red flags {sorted(flags)} (want {sorted(expect.red_flags)})")
+    lang = played.dialog.lang
+    if any(makes_promise(turn.result["reply"], lang) for turn in played.turns):
+        misses.append("a reply promised something")
+    return "missed " + ", ".join(misses) if misses else ""
 
 
 @dataclass

@@ -337,67 +337,6 @@ async def test_whole_booking_call_and_summary(stack: DmStack, client: httpx.Asyn
     assert (await client.delete("/v1/calls/call-1")).json() == summary
 
 
-async def test_interview_scores_and_red_flags(stack: DmStack, client: httpx.AsyncClient) -> None:
-    await new_call(client, flow="interview_python_dev", lang="en")
-
-    def answer(
-        reply: str,
-        next_node: str,
-        score: int | None = None,
-        flags: list[str] | None = None,
-        slots: dict[str, Any] | None = None,
-    ) -> ScriptedReply:
-        body: dict[str, Any] = {"reply": reply}
-        if slots is not None:
-            body["slots"] = slots
-        if score is not None:
-            body["score"] = score
-            body["red_flags"] = flags or []
-        body["next_node"] = next_node
-        return ScriptedReply(content=json.dumps(body), chunk_chars=5)
-
-    stack.llm.push(answer("Nice to meet you.", "q_experience", slots={"candidate_name": "Alex"}))
-    result = (await turn(client, "t1", "Call me Alex")).json()
-    assert result["next_node"] == "q_experience"
-    assert result["reply"].startswith("Nice to meet you. Nice to meet you, Alex.")
-    stack.llm.push(answer("Thanks.", "q_concurrency", 4, slots={"years_python": 6}))
-    result = (await turn(client, "t2", "6 years, mostly Django services")).json()
-    assert result["slots"]["years_python"] == 6
-    stack.llm.push(answer("I see.", "q_testing", 2))
-    await turn(client, "t3", "threads are for IO I think")
-    stack.llm.push(answer("I never write tests, QA does that.", "q_code_review", 0, ["no_testing"]))
-    parroted = (await turn(client, "t4", "I never write tests, QA does that")).json()
-    # A reply that only repeats the caller is not spoken; the next question still is.
-    assert parroted["reply"] == "What do you look at first when you review someone's code?"
-    bound = stack.llm.requests[-1].body["response_format"]["json_schema"]["schema"]
-    cut_at = bound["properties"]["reply"]["maxLength"]
-    rambling = ("Good point. " + "and then " * 20)[:cut_at]
-    stack.llm.push(answer(rambling, "q_conflict", 3))
-    cut = (await turn(client, "t5", "Naming and tests")).json()
-    # Whole sentences only: the sentence the length bound cut off is not spoken.
-    assert cut["reply"].startswith("Good point. Tell me about a time you disagreed")
-    state = (await client.get("/v1/calls/call-1")).json()
-    assert state["scores"] == {"python": 3.0, "engineering": 1.5}
-    assert state["red_flags"] == ["no_testing"]
-    summary = (await client.delete("/v1/calls/call-1")).json()
-    assert summary["scores"] == {"python": 3.0, "engineering": 1.5}
-    assert summary["red_flags"] == ["no_testing"]
-    assert summary["end_reason"] == "ended_by_client"
-
-
-async def test_a_reply_reciting_the_instructions_is_cut_there(
-    stack: DmStack, client: httpx.AsyncClient
-) -> None:
-    await new_call(client, flow="interview_python_dev", lang="en")
-    recital = "Nice to meet you. You're a polite HR assistant, glad to have you."
-    reply = {"reply": recital, "slots": {"candidate_name": "Alex"}, "next_node": "q_experience"}
-    stack.llm.push(ScriptedReply(content=json.dumps(reply), chunk_chars=5))
-    result = (await turn(client, "t1", "Call me Alex")).json()
-    question = "Nice to meet you, Alex. How many years have you worked with Python"
-    assert result["reply"].startswith("Nice to meet you. " + question)
-    assert "assistant" not in result["reply"]
-
-
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [

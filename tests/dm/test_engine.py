@@ -106,16 +106,6 @@ def test_the_llm_cannot_move_the_call_where_the_graph_forbids(booking: Flow) -> 
     assert decision.node == "ask_phone"
 
 
-def test_red_flags_outside_the_question_are_dropped(interview: Flow) -> None:
-    state = state_at(interview, "q_testing")
-    node = interview.nodes["q_testing"]
-    schema = build_turn_schema(interview, node, "ru", generate=True, max_tokens=96)
-    llm = {"score": 4, "red_flags": ["no_testing", "blames_others"], "next_node": "q_testing"}
-    proposal = propose(interview, node, schema, llm, read_for(interview, state, "pytest", TODAY))
-    assert proposal.red_flags == ("no_testing",)
-    assert proposal.score == 4
-
-
 # Slot discipline
 
 
@@ -277,7 +267,6 @@ def test_apply_turn_records_the_move_and_the_outcome(booking: Flow) -> None:
         turn_id="t9",
         text="да",
         decision=decision,
-        proposal=NO_PROPOSAL,
         reply=reply,
         backchannel=None,
         now=1001.0,
@@ -299,7 +288,6 @@ def test_history_is_capped(booking: Flow) -> None:
             turn_id=f"t{number}",
             text="...",
             decision=decision,
-            proposal=NO_PROPOSAL,
             reply=reply,
             backchannel=None,
             now=1001.0,

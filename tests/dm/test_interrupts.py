@@ -84,17 +84,19 @@ async def _barge_in(stack: DmStack, start_url: str, interrupt_url: str) -> None:
 
 
 async def test_barge_in_cancels_the_turn_and_the_llm(redis_url: str) -> None:
-    with dm_stack(redis_url, dm_rules="off") as stack:
+    with dm_stack(redis_url, dm_rules="off", dm_reply_mode="generate") as stack:
         await _barge_in(stack, stack.dm_url, stack.dm_url)
 
 
 async def test_barge_in_reaches_the_replica_running_the_turn(redis_url: str) -> None:
-    with dm_stack(redis_url, replicas=2, dm_rules="off") as stack:
+    with dm_stack(redis_url, replicas=2, dm_rules="off", dm_reply_mode="generate") as stack:
         await _barge_in(stack, stack.dm_urls[0], stack.dm_urls[1])
 
 
 async def test_barge_in_after_the_turn_records_what_was_heard(redis_url: str) -> None:
-    with dm_stack(redis_url, dm_prompt_history_turns=1, dm_rules="off") as stack:
+    with dm_stack(
+        redis_url, dm_prompt_history_turns=1, dm_rules="off", dm_reply_mode="generate"
+    ) as stack:
         stack.llm.push(ScriptedReply(content=SLOW_REPLY))
         async with httpx.AsyncClient(base_url=stack.dm_url, timeout=10) as client:
             await _start_interview(client)

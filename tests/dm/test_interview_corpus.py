@@ -35,7 +35,7 @@ def test_the_corpus_covers_both_languages_and_every_kind_of_candidate() -> None:
     for lang in ("ru", "en"):
         assert {category for (of, category) in kinds if of == lang} == CATEGORIES
     for _, dialog in found:
-        assert set(dialog["caller"]) == set(FLOW.nodes) - {"done"}, dialog["id"]
+        assert set(dialog["caller"]) == set(FLOW.nodes) - {"done", "transfer"}, dialog["id"]
         expect = dialog["expect"]
         assert expect["outcome"] == "completed"
         assert set(expect["scores"]) == set(FLOW.blocks), dialog["id"]

@@ -26,6 +26,7 @@ from dm.extract.names import corrected_name, read_name
 from dm.extract.phone import format_digits, replace_last_digits
 from dm.extract.text import normalize
 from dm.flows import Flow, Node, Transition
+from dm.interview.rubric import Assessment
 from dm.reading import Heard, Reading, read_turn
 from dm.render import render
 from dm.schema import TurnSchema, fillable_slots
@@ -45,8 +46,6 @@ class Proposal:
 
     slots: dict[str, Any]  # values grounded in the caller's words
     next_node: str | None  # an allowed node, if it named one
-    score: int | None = None
-    red_flags: tuple[str, ...] = ()
 
 
 NO_PROPOSAL = Proposal({}, None)
@@ -93,22 +92,9 @@ def propose(
             if value is not None:
                 slots[name] = value
     proposed = llm.get("next_node")
-    score = llm.get("score")
-    flags = llm.get("red_flags")
     return Proposal(
         slots=slots,
         next_node=proposed if isinstance(proposed, str) and proposed in schema.moves else None,
-        score=score
-        if schema.has_score
-        and isinstance(score, int)
-        and not isinstance(score, bool)
-        and 0 <= score <= 5
-        else None,
-        red_flags=tuple(
-            dict.fromkeys(f for f in flags if isinstance(f, str) and f in schema.red_flags)
-        )
-        if isinstance(flags, list)
-        else (),
     )
 
 
@@ -221,6 +207,12 @@ def _taken(
     return given, tuple(corrected)
 
 
+def answer_so_far(state: CallState, node_id: str, text: str) -> str:
+    """The candidate's whole answer at a question: what was said there before, and `text`."""
+    before = state.answers.get(node_id, "")
+    return f"{before}\n{text}" if before else text
+
+
 def with_surname(name: str, surname: str) -> str:
     """`name` with `surname` as its last word: "Lisa Thompson" + "Thomson"."""
     parts = name.split()
@@ -267,8 +259,11 @@ def _reset(
     return {k: (None if k in names and k not in keep else v) for k, v in slots.items()}
 
 
-def scripted_reply(flow: Flow, state: CallState, decision: Decision, reading: Reading) -> str:
-    """What the flow says after this turn: acknowledgements, then the next question."""
+def scripted_reply(
+    flow: Flow, state: CallState, decision: Decision, reading: Reading, *, reacted: bool = False
+) -> str:
+    """What the flow says after this turn: acknowledgements, then the next question.
+    `reacted`: a generated reply already reacted to the answer."""
     lang = state.lang
     node = flow.nodes[state.node]
     target = flow.nodes[decision.node]
@@ -281,6 +276,9 @@ def scripted_reply(flow: Flow, state: CallState, decision: Decision, reading: Re
             parts.append(text)
     if decision.stayed in ("missing", "blocked") and not decision.refused:
         parts += _answer(flow, node, reading, decision, lang)
+    moved_on = decision.stayed is None and not decision.transfer
+    if moved_on and node.block and flow.acknowledge and not reacted:
+        parts.append(flow.acknowledge[lang])
     if decision.stayed is None or decision.stayed == "reread" or decision.transfer:
         parts.append(render(target.say[lang], flow, decision.slots, lang, state.region))
     elif decision.partial_phone and node.partial and decision.stayed == "missing":
@@ -317,19 +315,20 @@ def apply_turn(
     turn_id: str,
     text: str,
     decision: Decision,
-    proposal: Proposal,
     reply: str,
     backchannel: str | None,
     now: float,
     history_cap: int,
+    assessment: Assessment | None = None,
 ) -> TurnOutcome:
-    """The call after this turn; `reply` is everything the caller hears for it."""
+    """The call after this turn; `reply` is everything the caller hears for it, and
+    `assessment` the scoring of the answer given at an interview question."""
     node = flow.nodes[state.node]
     target = flow.nodes[decision.node]
-    scores = {block: list(values) for block, values in state.scores.items()}
-    if proposal.score is not None and node.block is not None:
-        scores.setdefault(node.block, []).append(proposal.score)
-    red_flags = list(dict.fromkeys([*state.red_flags, *proposal.red_flags]))
+    answers, assessments = dict(state.answers), dict(state.assessments)
+    if assessment is not None:
+        answers[node.id] = answer_so_far(state, node.id, text)
+        assessments[node.id] = assessment.model_dump()
     exchange = Exchange(turn_id=turn_id, node=node.id, user=text, agent=reply)
     stayed = decision.node == node.id
     new_state = state.model_copy(
@@ -342,8 +341,8 @@ def apply_turn(
             "node_turns": state.node_turns + 1 if stayed else 0,
             "history": [*state.history, exchange][-history_cap:],
             "last_backchannel": backchannel or state.last_backchannel,
-            "scores": scores,
-            "red_flags": red_flags,
+            "answers": answers,
+            "assessments": assessments,
             "ended": target.final,
             "end_reason": target.outcome if target.final else None,
             "outcome": target.outcome if target.final else None,

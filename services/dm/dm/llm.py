@@ -64,7 +64,8 @@ class LlmClient:
         *,
         max_tokens: int,
         timeout_s: float,
-        on_text: Callable[[str], None],
+        on_text: Callable[[str], object],
+        temperature: float | None = None,
     ) -> Completion:
         """Stream a schema-constrained completion, handing each content piece to `on_text`."""
         body = {
@@ -73,7 +74,7 @@ class LlmClient:
             "stream": True,
             "stream_options": {"include_usage": True},
             "max_tokens": max_tokens,
-            "temperature": self._temperature,
+            "temperature": self._temperature if temperature is None else temperature,
             "top_p": 1.0,
             "response_format": {
                 "type": "json_schema",

@@ -28,7 +28,6 @@ DEFAULT_STRING_CHARS = {"string": 40, "name": 40, "phone": 20, "date": 24, "time
 REPLY_CHARS = {"ru": 60, "en": 90}
 MIN_REPLY_CHARS = 24
 SAFETY_TOKENS = 4
-MAX_RED_FLAGS = 2
 FREE_TEXT = ("string", "name")
 
 
@@ -37,9 +36,7 @@ class TurnSchema:
     schema: dict[str, Any]
     slot_names: tuple[str, ...]  # slots the LLM may fill this turn
     moves: tuple[str, ...]  # allowed next_node values
-    red_flags: tuple[str, ...]  # red flags the LLM may raise this turn
     has_reply: bool
-    has_score: bool
     reply_chars: int  # the reply's maxLength (0 without a reply)
 
 
@@ -70,22 +67,9 @@ def build_turn_schema(
 ) -> TurnSchema:
     tpc = TOKENS_PER_CHAR.get(lang, TOKENS_PER_CHAR["ru"])
     moves = node_moves(node)
-    has_score = flow.kind == "interview" and node.block is not None
-    flags = node_red_flags(flow, node) if has_score else ()
     budget = float(max_tokens - SAFETY_TOKENS - 2)  # the outer braces
 
     tail: dict[str, Any] = {}
-    if has_score:
-        # An enum, not minimum/maximum: every backend's grammar can enforce an enum.
-        tail["score"] = {"enum": list(range(6))}
-        budget -= KEY_OVERHEAD + 2
-    if flags:
-        tail["red_flags"] = {
-            "type": "array",
-            "items": {"enum": list(flags)},
-            "maxItems": MAX_RED_FLAGS,
-        }
-        budget -= KEY_OVERHEAD + MAX_RED_FLAGS * (_longest_enum(flags) + 1) + 2
     tail["next_node"] = {"enum": list(moves)}
     budget -= KEY_OVERHEAD + _longest_enum(moves)
 
@@ -123,9 +107,7 @@ def build_turn_schema(
         schema=schema,
         slot_names=tuple(slot_schemas),
         moves=moves,
-        red_flags=flags,
         has_reply=generate,
-        has_score=has_score,
         reply_chars=reply_chars,
     )
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
 from pydantic import Field
 
 from svckit.settings import ServiceSettings
+
+Scoring = Literal["rubric", "llm"]
 
 
 class DmSettings(ServiceSettings):
@@ -38,6 +41,12 @@ class DmSettings(ServiceSettings):
     # The key the gateway sends (Authorization: Bearer); empty: none, and dm listens on
     # loopback only.
     dm_api_key: str = ""
+    # How interview answers are scored: "rubric" (each question's rubric, deterministic),
+    # "llm" (a separate judge request per answer at temperature 0, asking for quotes), or
+    # "auto": the rubric on the embedded CPU model, the judge on any other backend.
+    dm_scoring: Literal["rubric", "llm", "auto"] = "auto"
+    llm_backend: str = "embedded"  # the contract's LLM_BACKEND, for dm_scoring "auto"
+    dm_judge_max_tokens: int = Field(default=160, ge=32, le=2048)
 
     dm_state_ttl_s: int = Field(
         default=86_400, ge=60
@@ -57,6 +66,11 @@ class DmSettings(ServiceSettings):
     # Every Redis command gives up after this: well under the turn deadline.
     dm_redis_timeout_s: float = Field(default=1.0, gt=0, le=10)
     dm_persist_reserve_s: float = Field(default=0.05, ge=0)  # deadline share kept for persisting
+
+    def scoring(self) -> Scoring:
+        if self.dm_scoring != "auto":
+            return self.dm_scoring
+        return "rubric" if self.llm_backend == "embedded" else "llm"
 
     def reply_mode_overrides(self) -> dict[str, str]:
         """Parse DM_REPLY_MODE; the key "*" applies to every flow."""

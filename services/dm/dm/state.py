@@ -49,8 +49,10 @@ class CallState(BaseModel):
     failures: int = 0  # turns at the current node that changed nothing
     history: list[Exchange] = Field(default_factory=list)
     last_backchannel: str | None = None
-    scores: dict[str, list[int]] = Field(default_factory=dict)  # block -> score per answer
-    red_flags: list[str] = Field(default_factory=list)
+    # Interview: the candidate's answer per scored question, and its assessment
+    # (dm.interview.rubric.Assessment as JSON: score, evidence, flags with quotes).
+    answers: dict[str, str] = Field(default_factory=dict)
+    assessments: dict[str, dict[str, Any]] = Field(default_factory=dict)
     ended: bool = False
     end_reason: str | None = None
     purged: bool = False  # ended by DELETE: the transcript is gone, the summary kept
@@ -60,10 +62,7 @@ class CallState(BaseModel):
     created_at: float
     updated_at: float
 
-    def block_scores(self) -> dict[str, float]:
-        """Mean 0-5 score per competency block, over the answers scored so far."""
-        return {
-            block: round(sum(values) / len(values), 2)
-            for block, values in self.scores.items()
-            if values
-        }
+    def red_flags(self) -> list[str]:
+        """The red flags raised so far, each backed by a quote of the candidate."""
+        flags = (f["flag"] for a in self.assessments.values() for f in a.get("red_flags", ()))
+        return list(dict.fromkeys(flags))

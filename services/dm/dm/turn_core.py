@@ -22,6 +22,7 @@ from dm.engine import (
     Decision,
     Proposal,
     TurnOutcome,
+    answer_so_far,
     apply_turn,
     decide,
     join_reply,
@@ -30,11 +31,21 @@ from dm.engine import (
     scripted_reply,
 )
 from dm.flows import Flow
+from dm.interview.judge import judge_messages, judge_schema, parse_judgement
+from dm.interview.promises import is_injection, makes_promise
+from dm.interview.rubric import Assessment
+from dm.interview.screening import (
+    add_contradiction,
+    assess_question,
+    question_text,
+    scored_questions,
+)
 from dm.jsonstream import StreamedObject
 from dm.prompt import build_messages
 from dm.reading import Reading
 from dm.reply_guard import in_language, is_parroting, recites
-from dm.schema import TurnSchema
+from dm.schema import TurnSchema, node_red_flags
+from dm.settings import Scoring
 from dm.speakable import SpeakableChunker, split_sentences
 from dm.state import CallState, Interruption
 from svckit.wire import FallbackReason, UnderstoodBy
@@ -59,6 +70,14 @@ class AskLlm:
 
 
 @dataclass(frozen=True, slots=True)
+class Judge:
+    """Ask the LLM, at temperature 0, to score an interview answer (DM_SCORING=llm)."""
+
+    messages: list[dict[str, str]]
+    schema: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Finish:
     """The turn is decided: commit `outcome` and report it."""
 
@@ -69,7 +88,7 @@ class Finish:
     transfer_reason: str | None
 
 
-Action = Speak | AskLlm | Finish
+Action = Speak | AskLlm | Judge | Finish
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +101,7 @@ class TurnPlan:
     instruction_runs: frozenset[tuple[str, ...]]
     generate: bool
     rules: bool
+    scoring: Scoring
     prompt_history: int
     history_cap: int
 
@@ -102,6 +122,7 @@ class TurnCore:
     _chunker: SpeakableChunker = field(default_factory=lambda: SpeakableChunker(min_words=None))
     _refused: bool = False  # the generated reply failed the guard: no more of it is spoken
     _reply_ended: bool = False
+    _pending: tuple[Decision, str, UnderstoodBy, FallbackReason | None] | None = None
 
     def __post_init__(self) -> None:
         self.reading = read_for(self.plan.flow, self.state, self.text, self.today)
@@ -162,19 +183,38 @@ class TurnCore:
         cues = self.reading.cues
         if cues.person:
             return True
-        if not cues.plain or cues.words > RULES_MAX_WORDS or self.reading.refused:
-            return False
         node = self.plan.flow.nodes[self.state.node]
         if not node.collects:
+            # A step that collects nothing (an interview question) with scripted words: the
+            # move is the graph's and the scoring the rubric's; an LLM call changes nothing.
+            return not self.plan.generate
+        if not cues.plain or cues.words > RULES_MAX_WORDS or self.reading.refused:
             return False
         return all(name in self.reading.values for name in node.collects)
 
+    def on_judged(self, judgement: Mapping[str, Any] | None) -> list[Action]:
+        """The judge's answer (None: it failed, and the rubric scores instead)."""
+        assert self._pending is not None
+        decision, reply, understood_by, failure = self._pending
+        flow, node = self.plan.flow, self.plan.flow.nodes[self.state.node]
+        answer = answer_so_far(self.state, node.id, self.text)
+        if judgement is None:
+            assessment = assess_question(flow, node, self.state.lang, answer, self._earlier())
+        else:
+            judged = parse_judgement(node.id, judgement, answer, node_red_flags(flow, node))
+            assessment = add_contradiction(flow, node, judged, answer, self._earlier())
+        return [self._finished(decision, reply, understood_by, failure, assessment)]
+
     def _speak(self, pieces: list[str]) -> list[Action]:
         """Reply pieces to send: the first loses a repeat of the backchannel; a reply that
-        starts by parroting or in another language is not sent at all, and one that
-        recites its instructions is cut where it starts to."""
+        starts by parroting or in another language is not sent at all, one that recites
+        its instructions or promises what the flow does not is cut where it starts to,
+        and none is generated for words that try to steer the agent."""
         pieces = [piece for piece in pieces if piece]
         if self._refused or not pieces:
+            return []
+        if is_injection(self.text):
+            self._refused = True
             return []
         if not self.spoken:
             pieces[0] = strip_echo(pieces[0], self.backchannel)
@@ -188,7 +228,7 @@ class TurnCore:
                 return []
         actions: list[Action] = []
         for piece in pieces:
-            if recites(piece, self.plan.instruction_runs):
+            if recites(piece, self.plan.instruction_runs) or makes_promise(piece, self.state.lang):
                 self._refused = True
                 break
             self.spoken.append(piece)
@@ -212,26 +252,62 @@ class TurnCore:
         understood_by: UnderstoodBy,
         failure: FallbackReason | None,
     ) -> list[Action]:
+        """Speak the rest of the reply at once, then score an interview answer, then finish."""
+        del proposal  # what it proposed is in `decision`
         flow = self.plan.flow
         llm_words = "".join(self.spoken)
-        suffix = scripted_reply(flow, self.state, decision, self.reading)
+        suffix = scripted_reply(
+            flow, self.state, decision, self.reading, reacted=bool(llm_words.strip())
+        )
         if decision.stayed == "followup" and llm_words.strip():
             suffix = ""
         reply = join_reply(llm_words, suffix)
+        actions: list[Action] = [
+            Speak("reply.delta", piece) for piece in split_sentences(reply[len(llm_words) :])
+        ]
+        node = flow.nodes[self.state.node]
+        if not (node.block and node.rubric) or decision.transfer:
+            return [*actions, self._finished(decision, reply, understood_by, failure, None)]
+        if self.plan.scoring == "llm":
+            self._pending = (decision, reply, understood_by, failure)
+            answer = answer_so_far(self.state, node.id, self.text)
+            flags = {f: flow.red_flags[f].description for f in node_red_flags(flow, node)}
+            messages = judge_messages(
+                question_text(node, self.state.lang), node.rubric, flags, answer, self.state.lang
+            )
+            return [*actions, Judge(messages, judge_schema(node_red_flags(flow, node)))]
+        answer = answer_so_far(self.state, node.id, self.text)
+        assessment = assess_question(flow, node, self.state.lang, answer, self._earlier())
+        return [*actions, self._finished(decision, reply, understood_by, failure, assessment)]
+
+    def _earlier(self) -> list[str]:
+        """The candidate's answers to the questions before this one, in the flow's order."""
+        earlier = []
+        for node in scored_questions(self.plan.flow):
+            if node.id == self.state.node:
+                break
+            if node.id in self.state.answers:
+                earlier.append(self.state.answers[node.id])
+        return earlier
+
+    def _finished(
+        self,
+        decision: Decision,
+        reply: str,
+        understood_by: UnderstoodBy,
+        failure: FallbackReason | None,
+        assessment: Assessment | None,
+    ) -> Finish:
         outcome = apply_turn(
-            flow,
+            self.plan.flow,
             self.state,
             turn_id=self.turn_id,
             text=self.text,
             decision=decision,
-            proposal=proposal,
             reply=reply,
             backchannel=self.backchannel,
             now=self.now,
             history_cap=self.plan.history_cap,
+            assessment=assessment,
         )
-        actions: list[Action] = [
-            Speak("reply.delta", piece) for piece in split_sentences(reply[len(llm_words) :])
-        ]
-        finish = Finish(outcome, self.backchannel, understood_by, failure, decision.transfer)
-        return [*actions, finish]
+        return Finish(outcome, self.backchannel, understood_by, failure, decision.transfer)

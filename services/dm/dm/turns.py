@@ -40,6 +40,9 @@ from dm.errors import (
 )
 from dm.extract.phone import is_region
 from dm.flows import Flow
+from dm.interview.report import build_report
+from dm.interview.rubric import Assessment
+from dm.jsonstream import StreamedObject
 from dm.llm import Completion, LlmClient, LlmError
 from dm.metrics import DmMetrics
 from dm.prompt import build_messages, heard_reply, system_prompt
@@ -48,7 +51,7 @@ from dm.schema import TurnSchema, build_turn_schema
 from dm.settings import DmSettings
 from dm.state import CallState, Interruption
 from dm.store import CallStore, StoredCall
-from dm.turn_core import AskLlm, Finish, Speak, TurnCore, TurnPlan
+from dm.turn_core import Action, AskLlm, Finish, Judge, Speak, TurnCore, TurnPlan
 from svckit.wire import (
     EVENT_ERROR,
     EVENT_TURN_DONE,
@@ -266,8 +269,17 @@ class TurnService:
             ],
         }
         if flow is not None and flow.kind == "interview":
-            described["scores"] = state.block_scores()
-            described["red_flags"] = list(state.red_flags)
+            assessments = {
+                node: Assessment.model_validate(found) for node, found in state.assessments.items()
+            }
+            report = build_report(flow, state.lang, state.answers, assessments)
+            described["scores"] = {
+                block["block"]: block["score"]
+                for block in report["blocks"]
+                if block["score"] is not None
+            }
+            described["red_flags"] = state.red_flags()
+            described["report"] = report
         return described
 
     # Turns
@@ -406,7 +418,7 @@ class TurnService:
         self,
         turn: RunningTurn,
         core: TurnCore,
-        actions: list[Speak | AskLlm | Finish],
+        actions: list[Action],
         run: _LlmRun,
         deadline: float,
     ) -> Finish | None:
@@ -419,6 +431,9 @@ class TurnService:
                 if run.cancelled:
                     return None
                 return await self._perform(turn, core, core.on_llm_done(run.failure), run, deadline)
+            elif isinstance(action, Judge):
+                judgement = await self._judge(turn, action, deadline)
+                return await self._perform(turn, core, core.on_judged(judgement), run, deadline)
             else:
                 return action
         raise AssertionError("the turn core ended without finishing the turn")
@@ -480,6 +495,28 @@ class TurnService:
             return
         if run.completion.stop_reason == "deadline":
             run.failure = "deadline"
+
+    async def _judge(
+        self, turn: RunningTurn, judge: Judge, deadline: float
+    ) -> dict[str, Any] | None:
+        """The judge's scoring of an interview answer, or None (the rubric then scores).
+        The caller has heard the reply already; the judge uses what is left of the turn."""
+        budget = deadline - time.perf_counter() - self.settings.dm_persist_reserve_s
+        parser = StreamedObject(None)
+        try:
+            await self.llm.stream_json(
+                judge.messages,
+                judge.schema,
+                max_tokens=self.settings.dm_judge_max_tokens,
+                timeout_s=max(budget, 0.001),
+                on_text=parser.feed,
+                temperature=0.0,
+            )
+        except LlmError as exc:
+            log.warning("judge_failed", call_id=turn.call_id, error_type=type(exc).__name__)
+            return None
+        parsed = parser.result()
+        return parsed.value if parsed.complete else None
 
     async def _record_cancelled(self, turn: RunningTurn, state: CallState) -> None:
         cut = Interruption(heard=turn.heard, cancelled=True, user=turn.text, at=time.time())
@@ -627,6 +664,7 @@ class TurnService:
             instruction_runs=self._instruction_runs[(flow.id, state.lang)],
             generate=generate,
             rules=flow.rules if rules is None else rules == "on",
+            scoring=self.settings.scoring(),
             prompt_history=self.settings.dm_prompt_history_turns,
             history_cap=self.settings.dm_history_turns,
         )

@@ -12,38 +12,56 @@ from dataclasses import dataclass
 
 from dm.extract.text import normalize, tokenize, word_set
 
-# Asking for a person: phrases of normalised words, matched anywhere.
+# Asking for a person. A phrase that means it anywhere...
 _PERSON_PHRASES = [
-    "оператор",
-    "оператора",
-    "оператором",
     "живой человек",
     "живого человека",
     "живым человеком",
     "с человеком",
-    "администратор",
-    "администратора",
-    "администратором",
-    "менеджер",
-    "менеджера",
-    "соедините",
-    "переключите",
-    "operator",
-    "human",
     "real person",
     "live person",
     "actual person",
-    "a person",
+    "human being",
+    "a human",
     "someone at the front desk",
     "someone real",
-    "speak to someone",
-    "talk to someone",
-    "speak with someone",
-    "talk with someone",
-    "representative",
-    "receptionist",
-    "front desk",
 ]
+# ...a request word, then who within a few words ("позовите администратора", "can I
+# talk to someone", "put me through to the operator")...
+_ASKING = word_set(
+    """
+    позовите позвать соедините соединить переключите переключить дайте пригласите
+    поговорить связаться свяжите хочу нужен нужна можно
+    speak talk get put transfer connect want need
+    """
+)
+_PEOPLE = (
+    "оператор",
+    "администратор",
+    "менеджер",
+    "человек",
+    "сотрудник",
+    "регистратур",
+    "кого",
+    "кто",
+    "operator",
+    "person",
+    "human",
+    "someone",
+    "somebody",
+    "agent",
+    "representative",
+    "manager",
+    "receptionist",
+    "staff",
+    "front",
+)
+# ...or who, said alone ("оператор", "um operator please").
+_ALONE = word_set("оператор оператора operator human receptionist representative администратор")
+_POLITE = word_set("пожалуйста please uh um э ээ эээ ну а the an a")
+_REQUEST_WINDOW = 5
+
+
 # Question words and openings that make an utterance a question without a "?".
 _QUESTION_STARTS = word_set(
     """
@@ -130,7 +148,7 @@ def read_cues(text: str) -> Cues:
     joined = " " + " ".join(words) + " "
     digits = _LAST_DIGITS.search(normalized)
     return Cues(
-        person=_has_phrase(joined, _PERSON_PHRASES),
+        person=_asks_for_a_person(words, joined),
         question="?" in text or _is_question(words),
         refusal=_has_phrase(joined, _REFUSAL_PHRASES),
         correction=any(w in _CORRECTION_WORDS for w in words)
@@ -139,6 +157,20 @@ def read_cues(text: str) -> Cues:
         words=len(words),
         last_digits=re.sub(r"\D", "", digits.group(1)) if digits else "",
     )
+
+
+def _asks_for_a_person(words: list[str], joined: str) -> bool:
+    if _has_phrase(joined, _PERSON_PHRASES):
+        return True
+    content = [word for word in words if word not in _POLITE]
+    if content and all(word in _ALONE for word in content):
+        return True
+    for index, word in enumerate(words):
+        if word in _ASKING:
+            following = words[index + 1 : index + 1 + _REQUEST_WINDOW]
+            if any(later.startswith(_PEOPLE) for later in following):
+                return True
+    return False
 
 
 def _has_phrase(joined: str, phrases: list[str]) -> bool:

@@ -117,6 +117,7 @@ _STOP_WORDS = word_set(
     monday tuesday wednesday thursday friday saturday sunday weekend
     ugh fine really very pretty kind sort windy noisy loud busy late early hard bad great
     cold hot raining driving car outside traffic line signal out over there
+    ready glad happy interested available free nervous excited doing listening
     mobile's number's name's phone's cell's
     понедельник вторник среда среду четверг пятница пятницу суббота субботу воскресенье
     main street place clinic office front desk line real live rather give don't dont

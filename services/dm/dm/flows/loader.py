@@ -81,8 +81,10 @@ def check_flow(flow: Flow, path: Path | str) -> None:
     if not finals:
         raise FlowError(path, "no final node: a call could never end")
     transfers = [n.id for n in flow.nodes.values() if n.final and n.outcome == "transfer"]
-    if len(transfers) > 1:
-        raise FlowError(path, "at most one final node has 'outcome: transfer'")
+    if len(transfers) != 1:
+        raise FlowError(
+            path, "one final node needs 'outcome: transfer': every call must reach a person"
+        )
     reachable = _reachable(flow, [flow.start_node])
     for node_id in flow.nodes:
         if node_id not in reachable:
@@ -100,7 +102,7 @@ def check_flow(flow: Flow, path: Path | str) -> None:
         _check_texts(flow, path, f"slot '{name}'", spec.out_of_range, spec.explain)
         if spec.between is not None:
             _check_between(spec.between, name, path)
-    _check_texts(flow, path, "flow", flow.changed, flow.no_answer)
+    _check_texts(flow, path, "flow", flow.changed, flow.no_answer, flow.acknowledge)
     for answer in flow.answers:
         _check_texts(flow, path, f"answer '{answer.stems[0]}'", answer.say)
 

@@ -128,6 +128,8 @@ class Flow(FlowModel):
     rules: bool = True
     # Said before the next question when the caller corrected a detail mid-call.
     changed: LocalizedText = Field(default_factory=dict)
+    # Interview, scripted replies: said after an answer, before the next question.
+    acknowledge: LocalizedText = Field(default_factory=dict)
     # Said to a question nothing in `answers` matches, before the re-ask.
     no_answer: LocalizedText = Field(default_factory=dict)
     answers: list[Answer] = Field(default_factory=list)
