@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 
 import pytest
 import redis
+from hypothesis import settings
 
 from voicectl.redis_server import RedisProcess, free_port
+
+# Property tests run a few hundred cases in `make test`; a campaign runs many more:
+#   HYPOTHESIS_PROFILE=campaign .venv/bin/pytest tests/dm/test_extract_properties.py
+settings.register_profile("campaign", max_examples=5000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")

@@ -441,7 +441,13 @@ def _is_cyrillic(word: str) -> bool:
 def _title(word: str) -> str:
     if not (word.islower() or word.isupper()):
         return word
-    return "-".join(part[:1].upper() + part[1:].lower() for part in word.split("-"))
+    return "-".join(_capital(part[:1]) + part[1:].lower() for part in word.split("-"))
+
+
+def _capital(letter: str) -> str:
+    """The letter in upper case, unless that takes two letters ("ß" stays "ß")."""
+    upper = letter.upper()
+    return upper if len(upper) == len(letter) else letter
 
 
 # How `grounded` lets words differ, as Russian case endings do: "Мария", "Марией".

@@ -217,7 +217,7 @@ def _digit_group(words: list[str], index: int) -> tuple[Group | None, int]:
     word = words[index]
     if word.isascii() and word.isdigit():
         return (word,), index + 1
-    if word in _REPEATS:
+    if word in _REPEATS and index + 1 < len(words):
         following, end = _digit_group(words, index + 1)
         if following is not None and len(following[0]) == 1:
             return (following[0] * _REPEATS[word],), end

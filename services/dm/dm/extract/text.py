@@ -16,7 +16,8 @@ Finder = Callable[[int], tuple[T | None, int] | None]
 _PUNCTUATION = str.maketrans(
     {"’": "'", "‘": "'", "ʼ": "'", "`": "'", "–": "-", "—": "-", "‑": "-", "−": "-"}
 )
-_TOKEN = re.compile(r"[0-9]+|[^\W\d_]+")
+# Letters are letters proper: a digit-like symbol NFKC leaves ("⅓") is neither token.
+_TOKEN = re.compile(r"[0-9]+|[^\W\d_\u2150-\u218f\u2460-\u24ff\u2070-\u209f]+")
 
 _NEGATIONS = frozenset({"не", "not"})
 # Words that may stand between a negation and what it negates: "не в понедельник", "not at 3".
@@ -44,8 +45,9 @@ def word_set(words: str) -> frozenset[str]:
 
 
 def clean(text: str) -> str:
-    """NFC, with typographic apostrophes and dashes made ASCII; case and ё are kept."""
-    return unicodedata.normalize("NFC", text).translate(_PUNCTUATION)
+    """NFKC (so "²", "①", "₂" are plain digits), typographic apostrophes and dashes made
+    ASCII; case and ё are kept."""
+    return unicodedata.normalize("NFKC", text).translate(_PUNCTUATION)
 
 
 # Every extractor of a turn normalises the same utterance, and enum stems are
