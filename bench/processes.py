@@ -56,7 +56,7 @@ def redis() -> Iterator[str]:
 def instant_llm(stall_s: float = 0.0) -> Iterator[str]:
     """An instant (or stalling) OpenAI-compatible LLM; yields its base URL (…/v1)."""
     port = free_port()
-    with child([sys.executable, "-m", "bench.instant_llm", str(port), str(stall_s)]):
+    with child([sys.executable, "-m", "voicectl.scripted_llm", str(port), str(stall_s)]):
         wait_http(f"http://127.0.0.1:{port}/v1/models")
         yield f"http://127.0.0.1:{port}/v1"
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.dm.turn_latency [--duration 20] [--calls 1 50 200]
 
-Redis, an instant LLM (bench/instant_llm.py) and dm run as separate processes. The paced client
+Redis, an instant LLM (voicectl.scripted_llm) and dm run as separate processes. The paced client
 keeps one HTTP/1.1 connection per call and sends a turn about once a second, as
 a caller would; it is a few lines of asyncio over raw sockets so that it costs
 little CPU. dm-added latency is what dm reports (total_ms - llm_ms); the client's

@@ -10,6 +10,7 @@ hung up mid-stream.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -90,6 +92,7 @@ class ScriptedLLM:
         self.default: ScriptedReply | Responder = default or ScriptedReply()
         self.queue: deque[ScriptedReply] = deque()
         self.requests: list[RecordedRequest] = []
+        self.keep_requests = True
         self.disconnects = 0
         self.completed = 0
         self._ids = itertools.count(1)
@@ -117,7 +120,8 @@ class ScriptedLLM:
 
     async def _chat(self, request: Request) -> Response:
         body = orjson.loads(await request.body())
-        self.requests.append(RecordedRequest(body=body, headers=dict(request.headers)))
+        if self.keep_requests:
+            self.requests.append(RecordedRequest(body=body, headers=dict(request.headers)))
         reply = self._next_reply(body)
         if reply.stall_s:
             await asyncio.sleep(reply.stall_s)
@@ -203,3 +207,19 @@ def _chunk(completion_id: str, delta: dict[str, Any] | None, finish: str | None)
 
 def _sse(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def main() -> None:
+    """`python -m voicectl.scripted_llm PORT [STALL_S]`: the instant (or stalling) LLM of
+    the benchmarks, as its own process."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("port", type=int)
+    parser.add_argument("stall_s", type=float, nargs="?", default=0.0)
+    args = parser.parse_args()
+    llm = ScriptedLLM(ScriptedReply(stall_s=args.stall_s, chunk_chars=64))
+    llm.keep_requests = False  # a long benchmark would hold every request body
+    uvicorn.run(llm.app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
