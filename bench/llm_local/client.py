@@ -21,6 +21,7 @@ class Turn:
     finish_reason: str | None
     valid: bool
     error: str | None = None
+    cached_tokens: int | None = None  # llm-local's usage.prompt_tokens_details
 
 
 def payload(turn: int, *, peer: bool) -> dict[str, Any]:
@@ -44,34 +45,38 @@ def payload(turn: int, *, peer: bool) -> dict[str, Any]:
     return body
 
 
-def check(text: str) -> bool:
+def check(text: str, schema: dict[str, Any] = SCHEMA) -> bool:
     try:
-        return validate(json.loads(text), SCHEMA) is None
+        return validate(json.loads(text), schema) is None
     except ValueError:
         return False
 
 
 async def stream_turn(client: httpx.AsyncClient, url: str, turn: int, *, peer: bool) -> Turn:
+    return await stream_chat(client, url, payload(turn, peer=peer), SCHEMA)
+
+
+async def stream_chat(
+    client: httpx.AsyncClient, url: str, body: dict[str, Any], schema: dict[str, Any]
+) -> Turn:
+    """One streamed chat completion; `valid`: the text validates against `schema`."""
     started = time.perf_counter()
     first: float | None = None
     parts: list[str] = []
     chunks = 0
-    usage_tokens: int | None = None
+    usage: dict[str, Any] = {}
     finish: str | None = None
-    async with client.stream(
-        "POST", f"{url}/v1/chat/completions", json=payload(turn, peer=peer)
-    ) as r:
+    async with client.stream("POST", f"{url}/v1/chat/completions", json=body) as r:
         if r.status_code != 200:
-            body = (await r.aread()).decode(errors="replace")
+            text = (await r.aread()).decode(errors="replace")
             return Turn(
-                None, time.perf_counter() - started, 0, None, False, f"{r.status_code} {body}"
+                None, time.perf_counter() - started, 0, None, False, f"{r.status_code} {text}"
             )
         async for line in r.aiter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
             chunk = json.loads(line[6:])
-            if chunk.get("usage"):
-                usage_tokens = chunk["usage"]["completion_tokens"]
+            usage = chunk.get("usage") or usage
             for choice in chunk.get("choices", []):
                 content = (choice.get("delta") or {}).get("content")
                 if content:
@@ -80,5 +85,13 @@ async def stream_turn(client: httpx.AsyncClient, url: str, turn: int, *, peer: b
                     chunks += 1
                 finish = choice.get("finish_reason") or finish
     text = "".join(parts)
-    tokens = usage_tokens if usage_tokens is not None else chunks
-    return Turn(first, time.perf_counter() - started, tokens, finish, check(text))
+    tokens = usage.get("completion_tokens", chunks)
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+    return Turn(
+        first,
+        time.perf_counter() - started,
+        tokens,
+        finish,
+        check(text, schema),
+        cached_tokens=cached,
+    )

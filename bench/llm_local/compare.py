@@ -34,7 +34,7 @@ N_CTX = 4096
 
 
 @contextmanager
-def llm_local(threads: int) -> Iterator[str]:
+def llm_local(threads: int, **settings: str) -> Iterator[str]:
     port = free_port()
     env = {
         "LLM_BACKEND": "embedded",
@@ -44,6 +44,7 @@ def llm_local(threads: int) -> Iterator[str]:
         "LLM_N_CTX": str(N_CTX),
         "LLM_MAX_SEQUENCES": "8",
         "LOG_LEVEL": "warning",
+        **settings,
     }
     with child([sys.executable, "-m", "llm_local"], env):
         wait_http(f"http://127.0.0.1:{port}/health", timeout_s=180)

@@ -159,16 +159,12 @@ async def test_schema_output_parses_and_validates(backend: EmbeddedBackend) -> N
 
 
 async def test_json_object_gives_any_object(backend: EmbeddedBackend) -> None:
-    deltas, finished = await collect(
+    deltas, _ = await collect(
         backend,
         chat("Give me a JSON object about a cat.", schema={"type": "object"}, max_tokens=48),
     )
 
-    text = "".join(deltas)
-    if finished.finish_reason == "stop":
-        assert isinstance(json.loads(text), dict)
-    else:
-        assert text.lstrip().startswith("{")
+    assert isinstance(json.loads("".join(deltas)), dict)
 
 
 async def test_literals_with_quotes_and_backslashes_stay_valid_json(
@@ -273,16 +269,6 @@ async def test_concurrent_requests_all_complete_and_validate(backend: EmbeddedBa
         assert validate(json.loads("".join(deltas)), TURN_SCHEMA) is None
 
 
-async def test_prefix_cache_hit_for_the_same_system_prompt(backend: EmbeddedBackend) -> None:
-    system = "You are a terse assistant for a dental clinic. " * 4
-
-    await collect(backend, chat("Hello.", system=system, max_tokens=2))
-    hits = backend.stats().extra["prefix_cache_hits"]
-    await collect(backend, chat("Good morning.", system=system, max_tokens=2))
-
-    assert backend.stats().extra["prefix_cache_hits"] == hits + 1
-
-
 async def test_overload_beyond_sequences_and_queue(backend: EmbeddedBackend) -> None:
     streams = [
         backend.stream(chat(f"Story number {i}.", system=None, max_tokens=300))
@@ -364,7 +350,9 @@ async def test_describe_and_stats_for_config_and_metrics(backend: EmbeddedBacken
     assert info["model_file"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert info["max_sequences"] == MAX_SEQUENCES
     assert info["kv_layout"] == "unified"
-    assert {"tokens_per_second", "cancellations", "prefix_cache_hits"} <= stats.extra.keys()
+    assert {"tokens_per_second", "cancellations", "prefill_tokens"} <= stats.extra.keys()
+    assert stats.prefix_cache is not None
+    assert stats.prefix_cache.lookups >= stats.prefix_cache.hits > 0
 
 
 async def test_not_ready_before_start() -> None:

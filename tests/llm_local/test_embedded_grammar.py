@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from llm_local.backends.base import SchemaUnsupported
-from llm_local.embedded.grammar import GrammarCache, normalise, schema_to_gbnf
+from llm_local.embedded.grammar import GrammarCache, compile_schema, normalise
 from llm_local.embedded.validate import validate
 
 
@@ -48,7 +48,7 @@ def rules(grammar: str) -> dict[str, str]:
 )
 def test_unsupported_keywords_are_named(schema: dict[str, Any], keyword: str) -> None:
     with pytest.raises(SchemaUnsupported) as caught:
-        schema_to_gbnf(schema)
+        compile_schema(schema)
 
     assert f"'{keyword}'" in caught.value.message
     assert caught.value.status == 400
@@ -58,34 +58,34 @@ def test_the_path_of_a_nested_keyword_is_named() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "array", "items": {"not": {}}}}}
 
     with pytest.raises(SchemaUnsupported, match="#/properties/a/items"):
-        schema_to_gbnf(schema)
+        compile_schema(schema)
 
 
 def test_type_list_becomes_anyof_keeping_each_types_keywords() -> None:
     schema = {"type": ["string", "null"], "maxLength": 3, "description": "a name"}
 
     assert normalise(schema) == {"anyOf": [{"type": "string", "maxLength": 3}, {"type": "null"}]}
-    grammar = rules(schema_to_gbnf(schema))
+    grammar = rules(compile_schema(schema).gbnf)
     assert grammar["root"] == "alternative-0 | null"
     assert grammar["alternative-0"] == r'"\"" (char (char (char)?)?)? "\"" space'
 
 
 @pytest.mark.parametrize("schema", [{"type": "object"}, {}, {"description": "anything"}])
 def test_strings_exclude_raw_control_characters(schema: dict[str, Any]) -> None:
-    grammar = rules(schema_to_gbnf(schema))
+    grammar = rules(compile_schema(schema).gbnf)
 
     assert grammar["root"] == "object"
     assert grammar["char"].startswith(r'[^"\\\x00-\x1F] | "\\"')
 
 
 def test_pattern_dot_excludes_quotes_and_controls() -> None:
-    grammar = rules(schema_to_gbnf({"type": "string", "pattern": "^[a-z]{2}.$"}))
+    grammar = rules(compile_schema({"type": "string", "pattern": "^[a-z]{2}.$"}).gbnf)
 
     assert grammar["dot"] == r'[^"\\\x00-\x1F]'
 
 
 def test_literals_are_escaped_for_gbnf_and_kept_utf8() -> None:
-    grammar = rules(schema_to_gbnf({"enum": ['a"b\\c', "дом"]}))
+    grammar = rules(compile_schema({"enum": ['a"b\\c', "дом"]}).gbnf)
 
     assert grammar["root"] == r'"\"a\\\"b\\\\c\"" | "\"дом\""'
 
@@ -98,7 +98,7 @@ def test_single_allof_and_local_refs_are_inlined() -> None:
         "required": ["name"],
     }
 
-    grammar = rules(schema_to_gbnf(schema))
+    grammar = rules(compile_schema(schema).gbnf)
 
     assert grammar["name"] == "Name"
     assert grammar["Name"] == r'"\"" (char (char)?)? "\"" space'
@@ -107,7 +107,7 @@ def test_single_allof_and_local_refs_are_inlined() -> None:
 def test_disjoint_oneof_is_accepted() -> None:
     schema = {"oneOf": [{"type": "string", "maxLength": 4}, {"type": "null"}, {"const": 1}]}
 
-    assert "root" in rules(schema_to_gbnf(schema))
+    assert "root" in rules(compile_schema(schema).gbnf)
 
 
 def test_grammar_cache_returns_the_same_text_for_equal_schemas() -> None:

@@ -5,9 +5,11 @@ validate against its schema within the token cap."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import openai
 import orjson
 import pytest
@@ -211,11 +213,34 @@ def test_json_object_answer_is_an_object(served: tuple[OpenAI, str]) -> None:
         response_format={"type": "json_object"},
     )
 
-    choice = completion.choices[0]
-    if choice.finish_reason == "stop":
-        assert isinstance(orjson.loads(choice.message.content or ""), dict)
+    assert isinstance(orjson.loads(completion.choices[0].message.content or ""), dict)
+
+
+def test_a_prefilled_partial_turn_is_cached_for_the_final_one(served: tuple[OpenAI, str]) -> None:
+    client, model = served
+    partial = {"messages": turn_messages("Hello, my name is Anna Smith and I need")}
+
+    answer = httpx.post(f"{client.base_url}prefill", json=partial).json()
+    if model == "smollm2-135m-instruct":  # wait until the background has decoded it all
+        deadline = time.monotonic() + 60
+        while answer["cached_tokens"] < answer["prompt_tokens"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+            answer = httpx.post(f"{client.base_url}prefill", json=partial).json()
+    completion = client.chat.completions.create(
+        model="any", messages=turn_messages(CALLER_TURNS[0]), max_tokens=2, temperature=0
+    )
+
+    assert completion.usage is not None
+    details = completion.usage.prompt_tokens_details
+    if model == "scripted-model":
+        assert answer == {"supported": False}
+        assert details is None
     else:
-        assert (choice.message.content or "").lstrip().startswith("{")
+        assert details is not None
+        assert details.cached_tokens is not None
+        # All but the chat template's tokens after the partial words.
+        assert details.cached_tokens >= answer["prompt_tokens"] - 6
 
 
 def test_completions_create(served: tuple[OpenAI, str]) -> None:

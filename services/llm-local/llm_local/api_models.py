@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from llm_local.backends.base import (
     FinishReason,
@@ -21,6 +21,8 @@ from llm_local.backends.base import (
 )
 
 JSON_OBJECT_SCHEMA: dict[str, Any] = {"type": "object"}
+# Counts a request may give: beyond this they are nonsense, and no engine takes them.
+INT32_MAX = 2**31 - 1
 # OpenAI's defaults; proxies send them explicitly so the engine's own defaults never apply.
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_TOP_P = 1.0
@@ -84,16 +86,28 @@ StopString = Annotated[str, Field(min_length=1)]
 Stop = StopString | Annotated[list[StopString], Field(max_length=16)] | None
 
 
+def response_schema(response_format: ResponseFormat | None) -> dict[str, Any] | None:
+    """The schema the answer must satisfy; `json_object` is any object."""
+    match response_format:
+        case JsonSchemaFormat(json_schema=spec):
+            return spec.json_schema
+        case JsonObjectFormat(json_schema=schema):
+            return schema if schema is not None else JSON_OBJECT_SCHEMA
+        case _:
+            return None
+
+
 class _GenerationRequest(_Request):
     model: str | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=INT32_MAX)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     stop: Stop = None
-    seed: int | None = None
-    n: int | None = Field(default=None, ge=1)
+    # A 64-bit integer, as every engine takes it (a bigger one cannot even be sent on).
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1)
+    n: int | None = Field(default=None, ge=1, le=INT32_MAX)
     response_format: ResponseFormat | None = None
 
     @property
@@ -101,14 +115,7 @@ class _GenerationRequest(_Request):
         return self.stream_options is not None and self.stream_options.include_usage
 
     def json_schema(self) -> dict[str, Any] | None:
-        """The schema the answer must satisfy; `json_object` is any object."""
-        match self.response_format:
-            case JsonSchemaFormat(json_schema=spec):
-                return spec.json_schema
-            case JsonObjectFormat(json_schema=schema):
-                return schema if schema is not None else JSON_OBJECT_SCHEMA
-            case _:
-                return None
+        return response_schema(self.response_format)
 
     def _check_common(self) -> None:
         if self.n is not None and self.n > 1:
@@ -127,7 +134,7 @@ class _GenerationRequest(_Request):
 
 class ChatCompletionRequest(_GenerationRequest):
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=INT32_MAX)
     tools: list[Any] | None = None
     functions: list[Any] | None = None
     logprobs: bool | None = None
@@ -153,12 +160,24 @@ class ChatCompletionRequest(_GenerationRequest):
         )
 
 
+class PrefillRequest(_Request):
+    """`POST /v1/prefill`: the prompt part of a chat completion request (other fields,
+    sampling included, are ignored)."""
+
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    response_format: ResponseFormat | None = None
+
+    def to_messages(self) -> tuple[Message, ...]:
+        return tuple(_message(m) for m in self.messages)
+
+
 class CompletionRequest(_GenerationRequest):
     prompt: str | Annotated[list[str], Field(min_length=1, max_length=1)]
     echo: bool = False
     suffix: str | None = None
-    best_of: int | None = Field(default=None, ge=1)
-    logprobs: int | None = None
+    best_of: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    logprobs: int | None = Field(default=None, ge=-INT32_MAX, le=INT32_MAX)
 
     def requested_max_tokens(self) -> int:
         return self.max_tokens or DEFAULT_COMPLETION_MAX_TOKENS
@@ -184,7 +203,7 @@ class EmbeddingRequest(_Request):
     input: str | Annotated[list[str], Field(min_length=1, max_length=256)]
     model: str | None = None
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = None
+    dimensions: int | None = Field(default=None, ge=-INT32_MAX, le=INT32_MAX)
 
     def inputs(self) -> list[str]:
         if self.dimensions is not None:
@@ -212,10 +231,23 @@ def _message(message: ChatMessage) -> Message:
 # Responses.
 
 
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int
+
+
 class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    # Only from a backend that knows (the embedded one); left out otherwise.
+    prompt_tokens_details: PromptTokensDetails | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unknown_details(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if data.get("prompt_tokens_details", 0) is None:
+            del data["prompt_tokens_details"]
+        return data
 
 
 class AssistantMessage(BaseModel):

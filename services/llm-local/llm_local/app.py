@@ -6,6 +6,28 @@ ready. The caller's deadline arrives as `X-Request-Timeout-Ms` (milliseconds it
 has left, relative so clocks need not agree); without it LLM_REQUEST_TIMEOUT_S
 applies. Routes under `/v1`, `/config` and `/health/deep` require the API key
 when LLM_API_KEY is set; `/health` and `/metrics` stay open for probes.
+
+`POST /v1/prefill` is llm-local's extension for prefilling while the caller speaks.
+Its body is a chat completion request's (`messages`, optionally `model` and
+`response_format`; sampling and other fields are ignored). It renders the prompt
+exactly as a chat completion would (the chat template's generation prompt included)
+and has the engine decode it into the prefix cache in the background, without
+generating. A later request whose prompt starts with the same tokens (same system
+prompt, same earlier messages, a last message that starts the same) then decodes only
+what differs: the cache matches on token prefixes, so the caller's final words may
+differ from the partial ones. The answer comes at once, before the decoding:
+
+    200 {"prompt_tokens": n, "cached_tokens": k, "prefilled_tokens": m, "queued": true}
+
+`cached_tokens`: leading prompt tokens already decoded; `prefilled_tokens`: tokens now
+queued for decoding (0 when `queued` is false). Background decoding yields to live
+generation: while requests are decoded it adds LLM_PREFILL_BACKGROUND_CHUNK tokens (1)
+to a step, and a request that needs tokens it has not reached takes them over. Its
+queue is bounded: a prefill of the same conversation replaces the queued or running
+one, and under load (requests waiting for a sequence, or LLM_MAX_PREFILLS queued) a
+prefill is refused with `"queued": false`. A schema in `response_format` is compiled,
+so the request's grammar is ready too. Backends without a prefix cache of their own
+(the proxies) answer 200 `{"supported": false}`.
 """
 
 from __future__ import annotations
@@ -38,6 +60,8 @@ from llm_local.api_models import (
     EmbeddingUsage,
     ModelCard,
     ModelList,
+    PrefillRequest,
+    response_schema,
 )
 from llm_local.auth import SettingsDep, require_api_key
 from llm_local.backends.base import (
@@ -234,6 +258,29 @@ async def completions(
     deadline: DeadlineDep,
 ) -> Response:
     return _generate(service, body, deadline, "completions", CompletionRenderer)
+
+
+@v1.post("/prefill")
+async def prefill(
+    body: Annotated[PrefillRequest, Depends(json_body(PrefillRequest))], service: ServiceDep
+) -> Response:
+    service.ensure_ready()
+    backend = service.backend
+    messages = body.to_messages()
+    schema = response_schema(body.response_format)
+    if schema is not None:
+        backend.check_schema(schema)
+    result = await backend.prefill(messages)
+    if result is None:
+        return _json({"supported": False})
+    return _json(
+        {
+            "prompt_tokens": result.prompt_tokens,
+            "cached_tokens": result.cached_tokens,
+            "prefilled_tokens": result.prefilled_tokens,
+            "queued": result.queued,
+        }
+    )
 
 
 @v1.post("/embeddings")

@@ -2,7 +2,7 @@
 
 Requests by endpoint and status, time to first token, decode rate, tokens,
 finish reasons, early stops by reason (`disconnect`, `deadline`), and the
-backend's queue depth and active requests read at scrape time.
+backend's queue depth, active requests and prefix cache read at scrape time.
 """
 
 from __future__ import annotations
@@ -12,11 +12,18 @@ from collections.abc import Iterable
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from llm_local.backends.base import Backend, BackendError, Finished, StreamEvent, TextDelta
+from llm_local.backends.base import (
+    Backend,
+    BackendError,
+    Finished,
+    PrefixCacheStats,
+    StreamEvent,
+    TextDelta,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +54,31 @@ class BackendStatsCollector(Collector):
         for name, value in sorted(stats.extra.items()):
             extra.add_metric([name], value)
         yield extra
+        if stats.prefix_cache is not None:
+            yield from _prefix_cache_metrics(stats.prefix_cache)
+
+
+def _prefix_cache_metrics(cache: PrefixCacheStats) -> Iterable[Metric]:
+    for name, help_text, value in (
+        ("lookups", "Requests that looked for a cached prompt prefix.", cache.lookups),
+        ("hits", "Requests that found part of their prompt decoded.", cache.hits),
+        ("prompt_tokens", "Prompt tokens of the requests that looked.", cache.prompt_tokens),
+        ("cached_tokens", "Prompt tokens served from the cache.", cache.cached_tokens),
+        ("evictions", "Cached prefixes evicted.", cache.evictions),
+    ):
+        yield CounterMetricFamily(f"llm_prefix_cache_{name}", help_text, value=value)
+    for name, help_text, value in (
+        ("cells", "KV cells in use by running requests and cached prefixes.", cache.cells),
+        ("idle_cells", "KV cells held by cached prefixes alone.", cache.idle_cells),
+        ("sequences", "Cached prefixes kept.", cache.sequences),
+    ):
+        yield GaugeMetricFamily(f"llm_prefix_cache_{name}", help_text, value=value)
+    prefills = CounterMetricFamily(
+        "llm_prefill_requests", "POST /v1/prefill requests by outcome.", labels=["outcome"]
+    )
+    for outcome, count in sorted(cache.prefills.items()):
+        prefills.add_metric([outcome], count)
+    yield prefills
 
 
 class LlmMetrics:

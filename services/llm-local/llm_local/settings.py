@@ -54,8 +54,17 @@ class LlmSettings(ServiceSettings):
     llm_n_batch: int = Field(default=512, ge=16)
     llm_max_sequences: int = Field(default=8, ge=1)  # requests decoded together
     llm_max_queue: int = Field(default=32, ge=0)  # requests waiting for a free sequence
-    llm_prefix_cache_slots: int = Field(default=4, ge=0)  # system prompts kept decoded
+    # Prefix cache: finished requests kept decoded for the prompts that start like theirs,
+    # at most this many, holding at most this many KV cells no running request uses
+    # (every cell in use slows every decode step a little).
+    llm_prefix_cache_slots: int = Field(default=32, ge=0)
+    llm_prefix_cache_cells: int = Field(default=1536, ge=0)
     llm_prefill_chunk: int = Field(default=32, ge=1)  # prompt tokens per decode step
+    # POST /v1/prefill: requests waiting to be decoded (more are refused), and the tokens
+    # each decode step takes from them while other requests are decoding (0: only when
+    # idle; each costs the running streams ~6 ms on 2 cores).
+    llm_max_prefills: int = Field(default=4, ge=0)
+    llm_prefill_background_chunk: int = Field(default=1, ge=0)
     llm_grammar_top_k: int = Field(default=40, ge=0)  # candidates checked first (0: all)
 
     @property

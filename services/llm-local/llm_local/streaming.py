@@ -26,6 +26,7 @@ from llm_local.api_models import (
     ChatCompletion,
     Completion,
     CompletionChoice,
+    PromptTokensDetails,
     Usage,
 )
 from llm_local.backends.base import BackendError, DeadlineExceeded, Finished, StreamEvent, TextDelta
@@ -50,10 +51,12 @@ def sse(payload: dict[str, Any]) -> bytes:
 
 
 def _usage(finished: Finished) -> Usage:
+    cached = finished.cached_tokens
     return Usage(
         prompt_tokens=finished.prompt_tokens,
         completion_tokens=finished.completion_tokens,
         total_tokens=finished.prompt_tokens + finished.completion_tokens,
+        prompt_tokens_details=None if cached is None else PromptTokensDetails(cached_tokens=cached),
     )
 
 

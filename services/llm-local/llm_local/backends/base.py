@@ -63,6 +63,8 @@ class Finished:
     prompt_tokens: int
     completion_tokens: int
     stop_cause: StopCause | None = None
+    # Prompt tokens whose KV came from the prefix cache (OpenAI's `cached_tokens`).
+    cached_tokens: int | None = None
 
 
 StreamEvent = TextDelta | Finished
@@ -74,6 +76,32 @@ class Embeddings:
     prompt_tokens: int
 
 
+@dataclass(frozen=True, slots=True)
+class PrefillResult:
+    """What `POST /v1/prefill` answers: the prompt's size, how much of it was already
+    decoded, and how much is now queued for decoding (0 when `queued` is false)."""
+
+    prompt_tokens: int
+    cached_tokens: int
+    prefilled_tokens: int
+    queued: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixCacheStats:
+    """Counters and levels of a backend's prefix cache, for /metrics."""
+
+    lookups: int = 0  # requests that looked for a cached prefix
+    hits: int = 0  # ... and found one
+    prompt_tokens: int = 0  # prompt tokens of those requests
+    cached_tokens: int = 0  # ... served from the cache
+    cells: int = 0  # KV cells in use, by running requests and cached prefixes
+    idle_cells: int = 0  # ... by cached prefixes only (evictable)
+    sequences: int = 0  # cached prefixes kept
+    evictions: int = 0
+    prefills: dict[str, int] = field(default_factory=dict)  # prefill requests by outcome
+
+
 @dataclass(slots=True)
 class BackendStats:
     """Live numbers for /metrics and /config."""
@@ -81,6 +109,7 @@ class BackendStats:
     queue_depth: int = 0  # requests waiting for a slot
     active: int = 0  # requests generating now
     extra: dict[str, float] = field(default_factory=dict)
+    prefix_cache: PrefixCacheStats | None = None
 
 
 class BackendError(Exception):
@@ -174,6 +203,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def stream(self, request: GenerationRequest) -> AsyncIterator[StreamEvent]:
         """Generate: `TextDelta`s, then one `Finished`. Raises BackendError subclasses."""
+
+    async def prefill(self, messages: Sequence[Message]) -> PrefillResult | None:
+        """Decode the prompt these messages render to into the prefix cache, without
+        generating; None when the backend has no prefix cache of its own to fill."""
+        return None
 
     async def embed(self, inputs: Sequence[str]) -> Embeddings:
         raise Unsupported(f"the {self.name} backend does not serve embeddings")

@@ -13,27 +13,33 @@ import structlog
 
 from llm_local.backends.base import (
     Backend,
+    BackendError,
     BackendStats,
     DeadlineExceeded,
     Embeddings,
     Finished,
     GenerationRequest,
     InvalidRequest,
+    Message,
     NotReady,
     Overloaded,
+    PrefillResult,
+    PrefixCacheStats,
     StreamEvent,
 )
 from llm_local.embedded.embeddings import EmbeddingContext
 from llm_local.embedded.engine import Engine, EngineConfig
 from llm_local.embedded.grammar import GrammarCache
-from llm_local.embedded.jobs import Deliver, Job, Outcome
+from llm_local.embedded.jobs import Deliver, Job, Outcome, PrefillJob
 from llm_local.embedded.model import LoadedModel, load_model
 from llm_local.embedded.model_file import resolve_model_path
-from llm_local.embedded.prefix_cache import MIN_PREFIX_TOKENS
 from llm_local.embedded.validate import validate
 from llm_local.settings import LlmSettings
 
 log = structlog.get_logger("llm_local.embedded")
+
+# The decode thread answers a prefill request within a step; this only guards a stuck one.
+PREFILL_ANSWER_TIMEOUT_S = 10.0
 
 
 class EmbeddedBackend(Backend):
@@ -49,8 +55,11 @@ class EmbeddedBackend(Backend):
             n_batch=settings.llm_n_batch,
             max_sequences=settings.llm_max_sequences,
             grammar_top_k=settings.llm_grammar_top_k,
-            prefix_slots=settings.llm_prefix_cache_slots,
+            cache_sequences=settings.llm_prefix_cache_slots,
+            cache_cells=settings.llm_prefix_cache_cells,
             prefill_chunk=settings.llm_prefill_chunk,
+            max_prefills=settings.llm_max_prefills,
+            background_chunk=settings.llm_prefill_background_chunk,
         )
         self._grammars = GrammarCache()
         self._model: LoadedModel | None = None
@@ -58,6 +67,7 @@ class EmbeddedBackend(Backend):
         self._embeddings: EmbeddingContext | None = None
         self._inflight = 0  # streams between submission and their end (event loop only)
         self._schema_violations = 0
+        self._prefills_waiting = 0  # prefill requests awaiting the decode thread's answer
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -157,19 +167,8 @@ class EmbeddedBackend(Backend):
         params = request.params
         if params.max_tokens < 1:
             raise InvalidRequest("max_tokens must be at least 1")
-        prefix: tuple[int, ...] | None = None
         if request.messages is not None and request.prompt is None:
-            prompt = model.template.render(request.messages)
-            tokens = model.tokenize(prompt, special=True)
-            for text in model.template.system_prefixes(request.messages, prompt):
-                # Usable only if it tokenizes to exactly the start of the whole prompt.
-                candidate = tuple(model.tokenize(text, special=True))
-                if (
-                    MIN_PREFIX_TOKENS <= len(candidate) < len(tokens)
-                    and tuple(tokens[: len(candidate)]) == candidate
-                ):
-                    prefix = candidate
-                    break
+            tokens = self._chat_tokens(model, request.messages)
         elif request.prompt is not None and request.messages is None:
             tokens = model.tokenize(request.prompt, special=False)
         else:
@@ -182,20 +181,27 @@ class EmbeddedBackend(Backend):
                 f"exceeds the context of {n_ctx} tokens"
             )
         schema = request.json_schema
-        grammar = self._grammars.get(schema) if schema is not None else None
+        compiled = self._grammars.get(schema) if schema is not None else None
         return Job(
             request_id=request.request_id,
             tokens=tokens,
             params=params,
             deliver=deliver,
-            prefix=prefix,
-            grammar=grammar,
+            grammar=compiled.gbnf if compiled is not None else None,
+            schema=compiled.schema if compiled is not None else None,
             deadline=request.deadline,
         )
 
+    @staticmethod
+    def _chat_tokens(model: LoadedModel, messages: Sequence[Message]) -> list[int]:
+        return model.tokenize(model.template.render(messages), special=True)
+
     def _check_output(self, request: GenerationRequest, text: str, finished: Finished) -> None:
-        """Count outputs that ended by themselves yet fail their schema (a grammar bug)."""
-        if finished.finish_reason != "stop" or request.json_schema is None:
+        """Count schema-bound outputs that fail their schema (a grammar or closing bug;
+        a stop string may cut one on purpose)."""
+        if request.json_schema is None or (
+            finished.finish_reason == "stop" and request.params.stop
+        ):
             return
         try:
             error = validate(json.loads(text), request.json_schema)
@@ -206,6 +212,41 @@ class EmbeddedBackend(Backend):
             log.warning(
                 "embedded output fails its schema", request_id=request.request_id, error=error
             )
+
+    # --- prefill ------------------------------------------------------------------
+
+    async def prefill(self, messages: Sequence[Message]) -> PrefillResult:
+        engine, model = self._running()
+        tokens = self._chat_tokens(model, messages)
+        if len(tokens) >= engine.n_ctx:
+            raise InvalidRequest(
+                f"the prompt ({len(tokens)} tokens) exceeds the context of {engine.n_ctx} tokens"
+            )
+        if self._prefills_waiting >= self._config.max_prefills + self._config.max_sequences:
+            # The decode thread is behind: do not stack more answers on it.
+            return PrefillResult(len(tokens), 0, 0, queued=False)
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[PrefillResult | BackendError] = loop.create_future()
+
+        def settle(result: PrefillResult | BackendError) -> None:
+            if not answer.done():  # it may have timed out
+                answer.set_result(result)
+
+        def deliver(result: PrefillResult | BackendError) -> None:
+            loop.call_soon_threadsafe(settle, result)
+
+        self._prefills_waiting += 1
+        try:
+            engine.submit_prefill(PrefillJob(tokens, deliver))
+            async with asyncio.timeout(PREFILL_ANSWER_TIMEOUT_S):
+                result = await answer
+        except TimeoutError:
+            raise NotReady("the model did not take the prefill in time", retry_after=1.0) from None
+        finally:
+            self._prefills_waiting -= 1
+        if isinstance(result, BackendError):
+            raise result
+        return result
 
     # --- embeddings --------------------------------------------------------------
 
@@ -229,7 +270,10 @@ class EmbeddedBackend(Backend):
             "n_batch": self._config.n_batch,
             "n_ctx": self._engine.n_ctx if self._engine else self._config.n_ctx,
             "kv_layout": "unified",
-            "prefix_cache_slots": self._config.prefix_slots,
+            "prefix_cache_slots": self._config.cache_sequences,
+            "prefix_cache_cells": self._config.cache_cells,
+            "max_prefills": self._config.max_prefills,
+            "prefill_background_chunk": self._config.background_chunk,
             "grammar_top_k": self._config.grammar_top_k,
             "prefill_chunk": self._config.prefill_chunk,
         }
@@ -254,10 +298,20 @@ class EmbeddedBackend(Backend):
                 "queue_timeouts": counters.queue_timeouts,
                 "failures": counters.failures,
                 "engine_errors": counters.engine_errors,
-                "prefix_cache_hits": counters.prefix_hits,
-                "prefix_cache_misses": counters.prefix_misses,
                 "schema_violations": self._schema_violations,
                 "decode_steps": counters.steps,
                 "generated_tokens": counters.tokens,
+                "prefill_tokens": engine.prefills.decoded,
             },
+            prefix_cache=PrefixCacheStats(
+                lookups=counters.cache_lookups,
+                hits=counters.cache_hits,
+                prompt_tokens=counters.cache_prompt_tokens,
+                cached_tokens=counters.cache_cached_tokens,
+                cells=counters.cache_cells,
+                idle_cells=counters.cache_idle_cells,
+                sequences=counters.cache_sequences,
+                evictions=counters.cache_evictions,
+                prefills=dict(engine.prefills.outcomes),
+            ),
         )

@@ -11,9 +11,6 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from llm_local.backends.base import InvalidRequest, Message
 
-# Stands for the second message's content when finding where that content starts.
-_PLACEHOLDER = "\ue000\ue001"
-
 # Used only when a GGUF carries no template at all.
 CHATML = (
     "{% for message in messages %}"
@@ -51,21 +48,3 @@ class ChatTemplate:
             )
         except jinja2.TemplateError as exc:
             raise InvalidRequest(f"the model's chat template failed: {exc}") from exc
-
-    def system_prefixes(self, messages: Sequence[Message], prompt: str) -> list[str]:
-        """Leading parts of `prompt` that every turn of a conversation flow shares.
-
-        Longest first: the system message plus the next message's header (ChatML:
-        `<|im_start|>user\n`), then the system message alone. Each is a prefix of
-        `prompt`, worth decoding once and copying.
-        """
-        if len(messages) < 2 or messages[0].role != "system":
-            return []
-        probe = self.render(
-            [messages[0], Message(messages[1].role, _PLACEHOLDER)], add_generation_prompt=False
-        )
-        candidates = [
-            probe.partition(_PLACEHOLDER)[0] if _PLACEHOLDER in probe else "",
-            self.render(messages[:1], add_generation_prompt=False),
-        ]
-        return [c for c in candidates if c and c != prompt and prompt.startswith(c)]

@@ -33,8 +33,11 @@ class Detokenizer:
         text, self._pending = self._pending[:split], self._pending[split:]
         return text, False
 
-    def flush(self) -> str:
-        """What is left at the end of generation (an unfinished character becomes U+FFFD)."""
+    def flush(self, *, drop_partial: bool = False) -> str:
+        """What is left at the end of generation. An unfinished character becomes U+FFFD,
+        or is left out with `drop_partial`."""
+        if drop_partial:
+            self._decoder.reset()
         text = self._pending + self._decoder.decode(b"", final=True)
         self._pending = ""
         return text

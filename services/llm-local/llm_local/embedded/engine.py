@@ -1,14 +1,26 @@
 """The decode loop: one thread owns the llama context and decodes every live sequence.
 
-Each step builds one batch: one token per generating sequence, then prompt
-chunks (cached prefixes first, new requests in arrival order) up to a budget,
-runs one `llama_decode`, and samples a token for every sequence whose output
-row it asked for. Requests wait in a queue for a free sequence id and enough
-free KV cells; a request's cells are reserved up front (prompt rest + max_tokens)
-so a decode never runs out of room halfway.
+Each step builds one batch: one token per generating sequence, then prompt chunks of
+new requests in arrival order up to a budget, then, at lower priority, a chunk of a
+background prefill; runs one `llama_decode`, and samples a token for every sequence
+whose output row it asked for.
 
-The consumer side (asyncio) only appends jobs and sets `Job.cancelled`; all
-llama state is touched by this thread alone.
+Prompts share KV cells through the prefix cache (prefix_cache.py). A new request
+copies the longest decoded prefix of its prompt, from a finished request kept in the
+cache or from a running one, and decodes only the rest; while a running request is
+still decoding a prompt they share, it follows that one, copying its cells as they
+come, instead of decoding them twice. A finished request's cells stay cached until
+evicted, least recently used first, when sequence ids or cells run short, or when
+the cells only cached prefixes hold exceed their budget: every cell in the KV cache
+costs attention time on every step.
+
+Requests wait in a queue for a free sequence and enough free KV cells; a request's
+cells are reserved up front (prompt rest + max_tokens) so a decode never runs out of
+room halfway. Schema-bound requests keep their JSON closable within max_tokens
+(json_budget.py).
+
+The consumer side (asyncio) only appends jobs and sets `Job.cancelled`; all llama
+state is touched by this thread alone.
 """
 
 from __future__ import annotations
@@ -36,9 +48,12 @@ from llm_local.backends.base import (
 from llm_local.embedded import clib
 from llm_local.embedded.batch import BatchError, TokenBatch
 from llm_local.embedded.detokenizer import Detokenizer
-from llm_local.embedded.jobs import Job, Outcome
+from llm_local.embedded.jobs import Job, Outcome, PrefillJob
+from llm_local.embedded.json_budget import JsonBudget
+from llm_local.embedded.kv_space import KvSpace
 from llm_local.embedded.model import LoadedModel, ModelLoadError
-from llm_local.embedded.prefix_cache import PrefixCache, PrefixSlot
+from llm_local.embedded.prefills import Prefills, answer
+from llm_local.embedded.prefix_cache import MIN_SHARED_TOKENS, common_prefix
 from llm_local.embedded.sampling import DEFAULT_TOP_K, Candidates, SamplingError, SequenceSampler
 
 log = structlog.get_logger("llm_local.embedded")
@@ -56,17 +71,29 @@ class EngineConfig:
     max_sequences: int
     # Grammar sampling looks at this many top candidates first; 0: whole vocabulary.
     grammar_top_k: int = DEFAULT_TOP_K
-    # Sequences reserved for cached prompt prefixes (the dm uses one per flow+language).
-    prefix_slots: int = 4
+    # Finished requests kept as cached prefixes (each holds a sequence id).
+    cache_sequences: int = 32
+    # KV cells that cached prefixes alone may hold. Attention runs over every cell in
+    # use: on 2 cores a step took ~12 ms with an empty cache, ~18 ms with 1,000 cells.
+    cache_cells: int = 1536
     # Prompt tokens decoded per step across new requests. Small: requests that arrive
     # together get their first tokens one after another instead of all at the end
     # (on 2 cores, 32 gave a lower first-token p50 at 8 clients than 128), and
     # running streams stall for at most one chunk.
     prefill_chunk: int = 32
+    # Prefill requests waiting for the background; more are refused.
+    max_prefills: int = 4
+    # Background prefill tokens per step while requests are decoded. Each costs every
+    # running stream ~6 ms a token on 2 cores (a one-token step takes ~9 ms).
+    background_chunk: int = 1
+
+    @property
+    def n_seq_max(self) -> int:
+        return self.max_sequences + self.cache_sequences + 1  # + the background prefill
 
 
 class Phase(enum.Enum):
-    WAIT_PREFIX = "wait_prefix"  # its cached prefix is still being decoded
+    FOLLOW = "follow"  # copying a running request's prompt cells as it decodes them
     PREFILL = "prefill"
     GENERATE = "generate"
 
@@ -77,15 +104,27 @@ class _Sequence:
     seq_id: int
     sampler: SequenceSampler
     detokenizer: Detokenizer
-    slot: PrefixSlot | None
-    cells: int  # KV cells reserved for it
+    json: JsonBudget | None
+    cells: int  # KV cells it may still add (reserved)
     started_at: float
-    phase: Phase = Phase.PREFILL
-    n_past: int = 0  # positions in the KV cache
+    phase: Phase
+    n_past: int  # positions in the KV cache
+    cached: int  # prompt tokens copied rather than decoded
+    leader: _Sequence | None = None  # FOLLOW: whose cells it copies...
+    follow_to: int = 0  # ...up to this position
     generated: int = 0
     last_token: int = -1
     row: int = -1  # batch row of its logits this step; -1: none
     prefilling: int = 0  # prompt tokens in this step's batch
+
+
+@dataclass(frozen=True, slots=True)
+class _Placement:
+    seq_id: int
+    copied: int
+    cells: int
+    leader: _Sequence | None
+    follow_to: int
 
 
 _SeqAction = Callable[[_Sequence], None]
@@ -100,11 +139,19 @@ class EngineCounters:
     queue_timeouts: int = 0
     failures: int = 0
     engine_errors: int = 0
-    prefix_hits: int = 0  # admitted onto a prefix already decoded or being decoded
-    prefix_misses: int = 0  # had a cacheable prefix that was not there
     steps: int = 0
     tokens: int = 0
     recent: deque[tuple[float, int]] = field(default_factory=deque)
+    # The prefix cache, counted when a request ends.
+    cache_lookups: int = 0
+    cache_hits: int = 0
+    cache_prompt_tokens: int = 0
+    cache_cached_tokens: int = 0
+    # Its levels, as of the last step (read from other threads).
+    cache_evictions: int = 0
+    cache_cells: int = 0
+    cache_idle_cells: int = 0
+    cache_sequences: int = 0
 
 
 class Engine:
@@ -113,11 +160,11 @@ class Engine:
     def __init__(self, model: LoadedModel, config: EngineConfig) -> None:
         self.config = config
         self._model = model
-        n_seq_max = config.max_sequences + config.prefix_slots
+        n_seq_max = config.n_seq_max
         if n_seq_max > clib.max_parallel_sequences():
             raise ValueError(
-                f"max_sequences + prefix slots = {n_seq_max} exceeds llama.cpp's "
-                f"{clib.max_parallel_sequences()}"
+                f"max_sequences + cached prefixes + 1 = {n_seq_max} exceeds llama.cpp's "
+                f"{clib.max_parallel_sequences()} sequences"
             )
         params = clib.context_default_params()
         params.n_ctx = config.n_ctx
@@ -134,7 +181,6 @@ class Engine:
         if ctx is None:
             raise ModelLoadError(f"llama.cpp could not create a context (n_ctx={config.n_ctx})")
         self._ctx = ctx
-        self._mem = clib.memory(ctx)
         self.n_ctx = clib.n_ctx(ctx)
         self._batch = TokenBatch(clib.n_batch(ctx), n_seq_max, model.n_vocab)
         if self._batch.capacity <= config.max_sequences:
@@ -145,15 +191,21 @@ class Engine:
                 f"({config.max_sequences}): every step decodes a token of each sequence"
             )
         self._candidates = Candidates(model.n_vocab, config.grammar_top_k)
-        self._prefixes = PrefixCache(range(config.max_sequences, n_seq_max))
+        self._kv = KvSpace(
+            clib.memory(ctx),
+            n_ctx=self.n_ctx,
+            n_seq_max=n_seq_max,
+            max_cached=config.cache_sequences,
+            max_idle_cells=config.cache_cells,
+        )
         self._grammars: OrderedDict[str, clib.SamplerPtr] = OrderedDict()
-        self._free_ids = list(range(config.max_sequences - 1, -1, -1))
         self._live: list[_Sequence] = []
         self._waiting: deque[Job] = deque()
         self._pending: deque[Job] = deque()
+        self._new_prefills: deque[PrefillJob] = deque()
+        # Read from other threads for stats: its counters only.
+        self.prefills = Prefills(self._kv, config.max_prefills)
         self._outbox: dict[Job, list[Outcome]] = {}
-        self._filling: list[tuple[PrefixSlot, int]] = []  # prefix chunks in this step's batch
-        self._reserved = 0
         self._turn_s = 1.0  # moving average of a request's time in a sequence
         self.counters = EngineCounters()
         self._lock = threading.Lock()
@@ -169,6 +221,11 @@ class Engine:
     def submit(self, job: Job) -> None:
         with self._lock:
             self._pending.append(job)
+        self._wake.set()
+
+    def submit_prefill(self, job: PrefillJob) -> None:
+        with self._lock:
+            self._new_prefills.append(job)
         self._wake.set()
 
     def wake(self) -> None:
@@ -207,6 +264,8 @@ class Engine:
         self._fail_live(closing)
         for job in self._take_all_queued():
             self._emit(job, closing())
+        for prefill in self._new_prefills:
+            answer(prefill, closing())
         self._flush()
         for prototype in self._grammars.values():
             clib.sampler_free(prototype)
@@ -245,6 +304,8 @@ class Engine:
         self._drop_cancelled()
         self._expire_queued(now)
         self._admit()
+        self._accept_prefills()
+        self._start_background()
         self._end_past_deadline(now)
         busy = self._build_batch()
         if busy:
@@ -252,6 +313,7 @@ class Engine:
             if code != 0:
                 raise RuntimeError(f"llama_decode returned {code}")
             self._after_decode()
+        self._publish_cache()
         self._flush()
         return busy
 
@@ -279,18 +341,18 @@ class Engine:
                 kept.append(job)
         self._waiting = kept
 
+    # --- admission: sequence ids, shared prefixes, KV cells ----------------------
+
     def _admit(self) -> None:
-        while self._waiting and self._free_ids:
+        while self._waiting and len(self._live) < self.config.max_sequences:
             job = self._waiting[0]
-            slot = self._acquire_prefix(job)
-            cached = len(slot.tokens) if slot is not None else 0
-            cells = len(job.tokens) - cached + job.params.max_tokens
-            if not self._make_room(cells):
-                if slot is not None:
-                    self._prefixes.release(slot)
+            self.prefills.yield_to(job.tokens)
+            placed = self._place(job)
+            if placed is None:
                 if self._live:
                     return  # wait for running requests to free their cells
                 self._waiting.popleft()
+                cells = len(job.tokens) + job.params.max_tokens
                 self._fail(
                     job, InvalidRequest(f"the request needs {cells} KV cells of {self.n_ctx}")
                 )
@@ -299,46 +361,79 @@ class Engine:
             try:
                 sampler = SequenceSampler(job.params, self._grammar_for(job.grammar))
             except SchemaUnsupported as exc:
-                if slot is not None:
-                    self._prefixes.release(slot)
+                self._kv.discard(placed.seq_id)
                 self._fail(job, exc)
                 continue
-            seq_id = self._free_ids.pop()
-            clib.memory_seq_rm(self._mem, seq_id)
-            seq = _Sequence(
-                job=job,
-                seq_id=seq_id,
-                sampler=sampler,
-                detokenizer=Detokenizer(job.params.stop),
-                slot=slot,
-                cells=cells,
-                started_at=time.monotonic(),
-                phase=Phase.WAIT_PREFIX if slot is not None else Phase.PREFILL,
+            schema = job.schema
+            self._live.append(
+                _Sequence(
+                    job=job,
+                    seq_id=placed.seq_id,
+                    sampler=sampler,
+                    detokenizer=Detokenizer(job.params.stop),
+                    json=(
+                        JsonBudget(schema, job.params.max_tokens, self._model.count_tokens)
+                        if schema is not None
+                        else None
+                    ),
+                    cells=placed.cells,
+                    started_at=time.monotonic(),
+                    phase=Phase.FOLLOW if placed.leader is not None else Phase.PREFILL,
+                    n_past=placed.copied,
+                    cached=placed.copied,
+                    leader=placed.leader,
+                    follow_to=placed.follow_to,
+                )
             )
-            self._live.append(seq)
-            self._reserved += cells
             self.counters.requests += 1
-            if job.prefix is not None:
-                hit = slot is not None and (slot.filled > 0 or slot.users > 1)
-                self.counters.prefix_hits += hit
-                self.counters.prefix_misses += not hit
 
-    def _acquire_prefix(self, job: Job) -> PrefixSlot | None:
-        if job.prefix is None:
+    def _place(self, job: Job) -> _Placement | None:
+        """A sequence id for `job` holding the longest decoded prefix of its prompt (or
+        following a running request that is decoding it), with its cells reserved."""
+        seq_id = self._kv.take_id()
+        if seq_id is None:
             return None
-        slot, evicted = self._prefixes.acquire(job.prefix)
-        if evicted is not None:
-            clib.memory_seq_rm(self._mem, evicted)
-        return slot
+        tokens = job.tokens
+        match = self._kv.cache.match(tokens)
+        # The last prompt token is always decoded: its logits give the first token.
+        copied, source = min(match.length, len(tokens) - 1), match.source
+        if copied < MIN_SHARED_TOKENS:
+            copied = 0
+        leader, follow_to = self._leader(tokens, copied)
+        if leader is not None:
+            copied, source = min(leader.n_past, follow_to), leader.seq_id
+        if copied and source is not None:
+            self._kv.copy(seq_id, source, 0, copied)
+        cells = len(tokens) - copied + job.params.max_tokens
+        if not self._make_room(cells):
+            self._kv.discard(seq_id)
+            return None
+        return _Placement(seq_id, copied, cells, leader, follow_to)
+
+    def _leader(self, tokens: list[int], copied: int) -> tuple[_Sequence | None, int]:
+        """The running request decoding the longest stretch of `tokens` beyond `copied`
+        cells, and how far they share; (None, 0) when none shares enough."""
+        best: _Sequence | None = None
+        reach = copied + MIN_SHARED_TOKENS - 1
+        for seq in self._live:
+            if seq.phase is Phase.PREFILL and seq.n_past >= copied:
+                shared = min(common_prefix(seq.job.tokens, tokens), len(tokens) - 1)
+                if shared > reach:
+                    best, reach = seq, shared
+        return (best, reach) if best is not None else (None, 0)
 
     def _make_room(self, cells: int) -> bool:
-        """Whether `cells` more fit, evicting unused cached prefixes if needed."""
-        while self._reserved + self._prefixes.cells() + cells > self.n_ctx:
-            evicted = self._prefixes.evict_one()
-            if evicted is None:
+        """Whether `cells` more fit, evicting unused cached prefixes, then stopping the
+        background prefill, if needed."""
+        while not self._kv.room(cells, self._reserved() + self.prefills.reserved):
+            if not self.prefills.running:
                 return False
-            clib.memory_seq_rm(self._mem, evicted)
+            self.prefills.stop()
         return True
+
+    def _reserved(self) -> int:
+        """KV cells running requests may still add."""
+        return sum(s.cells for s in self._live)
 
     def _grammar_for(self, gbnf: str | None) -> clib.SamplerPtr | None:
         """A fresh grammar sampler, cloned from a parsed prototype (parsing costs more)."""
@@ -358,6 +453,23 @@ class Engine:
             self._grammars.move_to_end(gbnf)
         return clib.sampler_clone(prototype)
 
+    # --- prefill requests ----------------------------------------------------------
+
+    def _accept_prefills(self) -> None:
+        while True:
+            with self._lock:
+                if not self._new_prefills:
+                    return
+                job = self._new_prefills.popleft()
+            waiting = bool(self._waiting)
+            self.prefills.offer(job, requests_waiting=waiting, reserved=self._reserved())
+
+    def _start_background(self) -> None:
+        if not self._waiting:
+            self.prefills.start(self._reserved())
+
+    # --- one step -----------------------------------------------------------------
+
     def _end_past_deadline(self, now: float) -> None:
         for seq in list(self._live):
             deadline = seq.job.deadline
@@ -365,33 +477,40 @@ class Engine:
                 self.counters.deadline_stops += 1
                 self._finish(seq, "length", "deadline")
 
+    def _follow(self) -> None:
+        """Followers copy what their leaders decoded; then, or once a leader is gone,
+        they decode the rest themselves."""
+        for seq in self._live:
+            leader = seq.leader
+            if seq.phase is not Phase.FOLLOW or leader is None:
+                continue
+            present = leader in self._live
+            reach = min(leader.n_past, seq.follow_to) if present else seq.n_past
+            if reach > seq.n_past:
+                self._kv.copy(seq.seq_id, leader.seq_id, seq.n_past, reach)
+                seq.cells -= reach - seq.n_past
+                seq.cached += reach - seq.n_past
+                seq.n_past = reach
+            if not present or reach >= seq.follow_to:
+                seq.phase, seq.leader = Phase.PREFILL, None
+
     def _build_batch(self) -> bool:
         batch = self._batch
         batch.clear()
         for seq in self._live:
             seq.row = -1
             seq.prefilling = 0
-            if seq.phase is Phase.WAIT_PREFIX and seq.slot is not None and seq.slot.ready:
-                # Share the decoded prefix: its cells get this sequence's id too.
-                clib.memory_seq_cp(self._mem, seq.slot.seq_id, seq.seq_id, 0, len(seq.slot.tokens))
-                seq.n_past = len(seq.slot.tokens)
-                seq.phase = Phase.PREFILL
+        self._follow()
         for seq in [s for s in self._live if s.phase is Phase.GENERATE]:
             self._guarded(seq, self._add_generated)
         budget = min(batch.free, self.config.prefill_chunk)
-        self._filling = []
-        for slot in self._prefixes.slots():
-            count = min(budget, len(slot.tokens) - slot.filled)
-            if count > 0:
-                chunk = slot.tokens[slot.filled : slot.filled + count]
-                batch.add(chunk, slot.filled, slot.seq_id, output_last=False)
-                self._filling.append((slot, count))
-                budget -= count
         for seq in [s for s in self._live if s.phase is Phase.PREFILL]:
             seq.prefilling = min(budget, len(seq.job.tokens) - seq.n_past)
             if seq.prefilling > 0:
                 budget -= seq.prefilling
                 self._guarded(seq, self._add_prompt)
+        allowed = self.config.background_chunk if self._live else budget
+        self.prefills.add_chunk(batch, min(budget, allowed))
         return batch.size > 0
 
     def _add_generated(self, seq: _Sequence) -> None:
@@ -406,16 +525,18 @@ class Engine:
 
     def _after_decode(self) -> None:
         self.counters.steps += 1
-        for slot, count in self._filling:
-            slot.filled += count
+        self.prefills.after_decode()
         sampled = 0
         for seq in list(self._live):
             if seq.prefilling:
-                seq.n_past += seq.prefilling
+                start, end = seq.n_past, seq.n_past + seq.prefilling
+                self._kv.cache.extend(seq.seq_id, seq.job.tokens[start:end])
+                seq.n_past, seq.cells = end, seq.cells - seq.prefilling
                 if seq.n_past == len(seq.job.tokens):
                     seq.phase = Phase.GENERATE
             elif seq.phase is Phase.GENERATE and seq.row >= 0:
-                seq.n_past += 1
+                self._kv.cache.extend(seq.seq_id, [seq.last_token])
+                seq.n_past, seq.cells = seq.n_past + 1, seq.cells - 1
             if seq.row >= 0 and self._guarded(seq, self._sample):
                 sampled += 1
         now = time.monotonic()
@@ -434,10 +555,14 @@ class Engine:
         if token in self._model.eog:
             self._finish(seq, "stop")
             return
+        piece = self._model.pieces[token]
+        if seq.json is not None and not seq.json.admit(piece, seq.generated + 1):
+            self._finish(seq, "length")  # closing after this token would not fit the cap
+            return
         seq.sampler.accept(token)
         seq.generated += 1
         seq.last_token = token
-        text, stopped = seq.detokenizer.feed(self._model.pieces[token])
+        text, stopped = seq.detokenizer.feed(piece)
         if text:
             self._emit(seq.job, TextDelta(text))
         if stopped:
@@ -451,13 +576,15 @@ class Engine:
             action(seq)
         except (BatchError, SamplingError) as exc:
             log.error("embedded request failed", request_id=seq.job.request_id, error=str(exc))
-            self._release(seq)
+            self._release(seq, keep=False)
             self._fail(seq.job, BackendError(f"generation failed: {exc}"))
             return False
         return True
 
     def _finish(self, seq: _Sequence, reason: FinishReason, cause: StopCause | None = None) -> None:
-        tail = seq.detokenizer.flush()
+        cut = seq.json if reason == "length" else None  # a schema-bound answer cut short
+        closing, closing_tokens = cut.closing() if cut is not None else ("", 0)
+        tail = seq.detokenizer.flush(drop_partial=cut is not None) + closing
         if tail:
             self._emit(seq.job, TextDelta(tail))
         self._emit(
@@ -465,24 +592,37 @@ class Engine:
             Finished(
                 finish_reason=reason,
                 prompt_tokens=len(seq.job.tokens),
-                completion_tokens=seq.generated,
+                completion_tokens=seq.generated + closing_tokens,
                 stop_cause=cause,
+                cached_tokens=seq.cached,
             ),
         )
         self.counters.completed += 1
         self._turn_s = 0.8 * self._turn_s + 0.2 * (time.monotonic() - seq.started_at)
         self._release(seq)
 
-    def _release(self, seq: _Sequence) -> None:
+    def _release(self, seq: _Sequence, *, keep: bool = True) -> None:
+        """Take `seq` off the live list; its cells stay cached unless `keep` is false."""
         if seq not in self._live:
             return
         self._live.remove(seq)
-        clib.memory_seq_rm(self._mem, seq.seq_id)
         seq.sampler.close()
-        if seq.slot is not None:
-            self._prefixes.release(seq.slot)
-        self._free_ids.append(seq.seq_id)
-        self._reserved -= seq.cells
+        counters = self.counters
+        counters.cache_lookups += 1
+        counters.cache_hits += seq.cached > 0
+        counters.cache_prompt_tokens += len(seq.job.tokens)
+        counters.cache_cached_tokens += seq.cached
+        if keep:
+            self._kv.keep(seq.seq_id)
+        else:
+            self._kv.discard(seq.seq_id)
+
+    def _publish_cache(self) -> None:
+        counters, cache = self.counters, self._kv.cache
+        counters.cache_evictions = self._kv.evictions
+        counters.cache_cells = cache.cells
+        counters.cache_idle_cells = cache.idle_cells()
+        counters.cache_sequences = cache.cached
 
     def _fail(self, job: Job, error: BackendError) -> None:
         self.counters.failures += 1
@@ -490,12 +630,12 @@ class Engine:
 
     def _fail_live(self, error: Callable[[], BackendError]) -> None:
         """Fail every running request (each gets its own exception) and empty the KV cache."""
-        for seq in list(self._live):
-            self._release(seq)
+        for seq in self._live:
+            seq.sampler.close()
             self._fail(seq.job, error())
-        clib.memory_clear(self._mem)
-        self._prefixes.clear()
-        self._reserved = 0
+        self._live.clear()
+        self.prefills.forget_running()
+        self._kv.clear()
 
     def _take_all_queued(self) -> Iterable[Job]:
         with self._lock:

@@ -22,6 +22,7 @@ import json
 import re
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from llama_cpp.llama_grammar import SchemaConverter
@@ -450,19 +451,27 @@ def _patch(grammar: str) -> str:
     return "\n".join(rules) + "\n"
 
 
-def schema_to_gbnf(schema: Schema) -> str:
-    """A GBNF grammar whose every sentence is strict JSON valid against `schema`."""
+@dataclass(frozen=True, slots=True)
+class CompiledSchema:
+    gbnf: str  # the grammar every output follows
+    schema: Schema  # the normalised schema it enforces (what closing a cut answer reads)
+
+
+def compile_schema(schema: Schema) -> CompiledSchema:
+    """A GBNF grammar whose every sentence is strict JSON valid against `schema`, with
+    the schema as normalised for it."""
     normalised = normalise(schema)
     # Typed through the protocol: the converter's own methods carry no annotations.
     make: Callable[..., _Converter] = _StrictConverter
     converter = make(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
     try:
-        resolved = converter.resolve_refs(normalised, "")
+        # The converter resolves references in place: it gets its own copy.
+        resolved = converter.resolve_refs(copy.deepcopy(normalised), "")
         converter.visit(resolved, "")
         grammar: str = converter.format_grammar()
     except (AssertionError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise SchemaUnsupported(f"response_format schema cannot be converted: {exc}") from exc
-    return _patch(grammar)
+    return CompiledSchema(_patch(grammar), normalised)
 
 
 class GrammarCache:
@@ -470,16 +479,16 @@ class GrammarCache:
 
     def __init__(self, capacity: int = 64) -> None:
         self._capacity = capacity
-        self._grammars: OrderedDict[str, str] = OrderedDict()
+        self._compiled: OrderedDict[str, CompiledSchema] = OrderedDict()
 
-    def get(self, schema: Schema) -> str:
+    def get(self, schema: Schema) -> CompiledSchema:
         key = json.dumps(schema, sort_keys=True, separators=(",", ":"))
-        grammar = self._grammars.get(key)
-        if grammar is None:
-            grammar = schema_to_gbnf(schema)
-            self._grammars[key] = grammar
-            if len(self._grammars) > self._capacity:
-                self._grammars.popitem(last=False)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = compile_schema(schema)
+            self._compiled[key] = compiled
+            if len(self._compiled) > self._capacity:
+                self._compiled.popitem(last=False)
         else:
-            self._grammars.move_to_end(key)
-        return grammar
+            self._compiled.move_to_end(key)
+        return compiled

@@ -32,6 +32,10 @@ class LoadedModel:
         """Token ids of `text`; `special` parses markers such as <|im_start|> as tokens."""
         return clib.tokenize(self.vocab, text, add_special=self.add_bos, parse_special=special)
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of plain text inside a generation (no BOS, markers taken literally)."""
+        return len(clib.tokenize(self.vocab, text, add_special=False, parse_special=False))
+
     def free(self) -> None:
         clib.model_free(self.ptr)
 

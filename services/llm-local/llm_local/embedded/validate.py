@@ -10,12 +10,7 @@ import json
 import re
 from typing import Any
 
-_FORMATS = {
-    "date": r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])",
-    "time": r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{3})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)",
-    "uuid": r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
-}
-_FORMATS["date-time"] = _FORMATS["date"] + "T" + _FORMATS["time"]
+from llm_local.embedded.pattern_close import FORMAT_PATTERNS
 
 
 def _is_type(value: Any, type_name: str) -> bool:
@@ -120,7 +115,7 @@ def _validate_string(instance: str, schema: dict[str, Any]) -> str | None:
     if "pattern" in schema and not re.search(schema["pattern"], instance):
         return f"does not match {schema['pattern']}"
     fmt = schema.get("format", "")
-    expected = _FORMATS.get("uuid" if fmt.startswith("uuid") else fmt)
+    expected = FORMAT_PATTERNS.get("uuid" if fmt.startswith("uuid") else fmt)
     if expected is not None and not re.fullmatch(expected, instance):
         return f"is not a {fmt}"
     return None
