@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pytest
-from gateway_harness import RECV_TIMEOUT_S, CallClient, gateway_settings, ws_url
-from websockets.asyncio.client import connect
+from gateway_harness import dial, gateway_settings
 
 from gateway.app import create_app
 from support.servers import ServerThread
@@ -17,7 +16,8 @@ from support.stack import DmStack, dm_stack
 
 @pytest.fixture
 def stack(redis_url: str) -> Iterator[DmStack]:
-    with dm_stack(redis_url) as running:
+    # Every turn asks the (scripted) LLM: the gateway tests script dm's answers through it.
+    with dm_stack(redis_url, dm_rules="off") as running:
         yield running
 
 
@@ -48,17 +48,7 @@ def gateway(serve_gateway: GatewayFactory) -> Iterator[str]:
 def open_call(gateway: str) -> Callable[..., Any]:
     """`async with open_call(call_id) as call:` a CallClient on the gateway."""
 
-    @asynccontextmanager
-    async def opened(
-        call_id: str, *, base_url: str = gateway, query: str = "", headers: Any = None
-    ) -> AsyncIterator[CallClient]:
-        async with connect(
-            ws_url(base_url, call_id, query),
-            additional_headers=headers,
-            compression=None,
-            max_size=None,
-            open_timeout=RECV_TIMEOUT_S,
-        ) as ws:
-            yield CallClient(ws)
+    def opened(call_id: str, *, base_url: str = gateway, **how: Any) -> Any:
+        return dial(call_id, base_url=base_url, **how)
 
     return opened

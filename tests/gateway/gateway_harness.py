@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import orjson
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from gateway.settings import GatewaySettings
@@ -17,11 +21,32 @@ from support.stack import DmStack
 from voicectl.scripted_llm import ScriptedReply
 
 RECV_TIMEOUT_S = 10.0
+START_TIMEOUT_S = 30.0
 
 
 def gateway_settings(dm_url: str, **overrides: Any) -> GatewaySettings:
     values: dict[str, Any] = {"dm_url": dm_url, **overrides}
     return GatewaySettings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def gateway_env(**values: str) -> dict[str, str]:
+    """The environment for `python -m gateway`: this shell's, minus its service settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "DM_"))}
+    return {**env, "LOG_LEVEL": "warning", **values}
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    """Wait until the gateway process at `url` answers /readyz with 200."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None, "the gateway exited at start-up"
+        assert time.monotonic() < deadline, "the gateway did not become ready"
+        time.sleep(0.05)
 
 
 def ws_url(base_url: str, call_id: str, query: str = "") -> str:
@@ -69,6 +94,21 @@ class CallClient:
                 if exc.rcvd is None:
                     return None, None
                 return exc.rcvd.code, exc.rcvd.reason
+
+
+@asynccontextmanager
+async def dial(
+    call_id: str, *, base_url: str, query: str = "", headers: Any = None
+) -> AsyncIterator[CallClient]:
+    """A CallClient on the call socket of the gateway at `base_url`."""
+    async with connect(
+        ws_url(base_url, call_id, query),
+        additional_headers=headers,
+        compression=None,
+        max_size=None,
+        open_timeout=RECV_TIMEOUT_S,
+    ) as ws:
+        yield CallClient(ws)
 
 
 def llm_says(stack: DmStack, **fields: Any) -> None:

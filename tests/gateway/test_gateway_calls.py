@@ -113,6 +113,24 @@ async def test_interview_in_english_ends_with_scores(
         assert ended["type"] == "call.ended"
         summary = ended["summary"]
         assert summary["ended"] is True
-        assert summary["scores"] == {"python": 4.5, "engineering": 3.5, "teamwork": 4.0}
-        assert summary["red_flags"] == []
+        # The values are dm's judgement; the gateway relays the interview's summary.
+        assert set(summary["scores"]) == {"python", "engineering", "teamwork"}
+        assert isinstance(summary["red_flags"], list)
         assert await call.closed() == (1000, "call ended")
+
+
+async def test_a_caller_who_asks_for_a_person_is_handed_over(
+    stack: DmStack, gateway: str, open_call: Any
+) -> None:
+    async with open_call("to-a-person") as call:
+        await call.start("booking_mri", "en")
+        llm_says(stack, slots=booking(), next_node="ask_name")
+        done = (await call.turn("t1", "Can I talk to a human, please?"))[-1]
+        assert (done["type"], done["done"], done["outcome"]) == ("turn.done", True, "transfer")
+        assert await call.recv() == {"type": "call.transfer", "reason": "caller_asked"}
+        ended = await call.recv()
+        assert (ended["type"], ended["summary"]["outcome"]) == ("call.ended", "transfer")
+        assert await call.closed() == (1000, "call ended")
+    async with httpx.AsyncClient(base_url=gateway) as client:
+        metrics = (await client.get("/metrics")).text
+    assert 'gateway_transfers_total{reason="caller_asked"} 1.0' in metrics

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
+from gateway_harness import START_TIMEOUT_S, gateway_env, wait_ready
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from support.stack import DmStack
 from voicectl.redis_server import free_port
-
-START_TIMEOUT_S = 30.0
-
-
-def gateway_env(**values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "DM_"))}
-    return {**env, "LOG_LEVEL": "warning", **values}
 
 
 @pytest.fixture
@@ -32,16 +23,7 @@ def gateway_process(stack: DmStack) -> Iterator[str]:
     process = subprocess.Popen([sys.executable, "-m", "gateway"], env=env, cwd="/tmp")
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, "the gateway exited at start-up"
-            assert time.monotonic() < deadline, "the gateway did not become ready"
-            time.sleep(0.05)
+        wait_ready(url, process)
         yield url
     finally:
         process.terminate()

@@ -13,6 +13,7 @@ from gateway.protocol import (
     CancelTurn,
     Close,
     EndCall,
+    ForwardPartial,
     LatencyMark,
     OpenCall,
     Send,
@@ -80,6 +81,105 @@ def test_call_start_opens_the_call_once() -> None:
             "resumed": True,
         }
     ]
+
+
+def test_partials_go_to_dm_only_on_a_live_call() -> None:
+    session = CallSession("c1")
+    assert error_code(session.receive(frame("user.partial", text="алло"))) == "call_not_started"
+    session.receive(frame("call.start", flow="booking_mri", lang="ru"))
+    session.call_opened("ask_name", "Здравствуйте!", resumed=False)
+    assert session.receive(frame("user.partial", text="меня зовут")) == [
+        ForwardPartial("меня зовут")
+    ]
+    session.receive(frame("call.end"))
+    assert error_code(session.receive(frame("user.partial", text="ещё"))) == "call_ended"
+
+
+def test_another_keys_call_closes_the_socket() -> None:
+    session = CallSession("c1")
+    session.receive(frame("call.start", flow="booking_mri", lang="ru"))
+    actions = session.call_open_failed("call_not_found", "no call 'c1'")
+    assert sent(actions) == [{"type": "error", "code": "call_not_found", "message": "no call 'c1'"}]
+    assert actions[-1] == Close(1008, "call not found")
+    assert error_code(session.receive(frame("call.start", flow="booking_mri", lang="ru"))) == (
+        "call_ended"
+    )
+
+
+def test_no_call_start_in_time_closes_with_1008() -> None:
+    session = CallSession("c1")
+    actions = session.start_timed_out(10.0)
+    assert error_code(actions[:1]) == "call_not_started"
+    assert actions[-1] == Close(1008, "no call.start in time")
+    assert live_session().start_timed_out(10.0) == []
+
+
+def test_a_call_start_overdue_in_dm_closes_if_dm_refuses() -> None:
+    opening = CallSession("c1")
+    opening.receive(frame("call.start", flow="booking_mri", lang="ru"))
+    assert opening.start_timed_out(10.0) == []  # dm has it: its answer decides
+    assert opening.call_open_failed("dm_unavailable", "down")[-1] == Close(
+        1008, "no call.start in time"
+    )
+    opened = CallSession("c2")
+    opened.receive(frame("call.start", flow="booking_mri", lang="ru"))
+    opened.start_timed_out(10.0)
+    assert sent(opened.call_opened("ask_name", "Hi", resumed=False))[0]["type"] == "call.started"
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        pytest.param({"a": {"b": 1}}, id="nested"),
+        pytest.param({"deep": json.loads("[" * 300 + "]" * 300)}, id="deep"),
+        pytest.param({f"k{n}": n for n in range(40)}, id="too-many-keys"),
+    ],
+)
+def test_call_start_metadata_is_small_and_flat(metadata: dict[str, Any]) -> None:
+    raw = frame("call.start", flow="booking_mri", lang="ru", metadata=metadata)
+    assert error_code(CallSession("c1").receive(raw)) == "invalid_field"
+
+
+def test_a_transfer_is_announced_before_the_call_ends() -> None:
+    session = live_session()
+    seq = start_turn(session)
+    assert session.turn_event(seq, event("turn.done", done=True, outcome="transfer"))[-1] == (
+        EndCall()
+    )
+    summary = {"ended": True, "outcome": "transfer", "transfer_reason": "caller_asked"}
+    actions = session.call_ended(summary)
+    assert sent(actions) == [
+        {"type": "call.transfer", "reason": "caller_asked"},
+        {"type": "call.ended", "summary": summary},
+    ]
+    transfer = actions[0]
+    assert isinstance(transfer, Send)
+    assert (transfer.kind, transfer.code) == ("call.transfer", "caller_asked")
+    assert actions[-1] == Close(1000, "call ended")
+
+
+@pytest.mark.parametrize(
+    ("reason", "label"),
+    [
+        (None, "other"),
+        ("Weird Reason!", "other"),
+        (42, "other"),
+        ("not_understood", "not_understood"),
+    ],
+)
+def test_a_transfer_reason_is_a_bounded_metric_label(reason: Any, label: str) -> None:
+    actions = live_session().call_ended({"outcome": "transfer", "transfer_reason": reason})
+    transfer = actions[0]
+    assert isinstance(transfer, Send)
+    assert transfer.code == label
+    assert json.loads(transfer.text)["reason"] == (reason if isinstance(reason, str) else None)
+
+
+def test_a_completed_call_ends_without_a_transfer() -> None:
+    kinds = [
+        a.kind for a in live_session().call_ended({"outcome": "completed"}) if isinstance(a, Send)
+    ]
+    assert kinds == ["call.ended"]
 
 
 def test_a_failed_call_start_may_be_retried() -> None:
@@ -188,11 +288,13 @@ def test_interrupt_of_another_turn_is_an_error() -> None:
 def test_partial_with_words_barges_in_only_while_the_agent_speaks() -> None:
     session = live_session()
     seq = start_turn(session)
-    assert session.receive(frame("user.partial", text="алло")) == []  # no reply piece yet
+    # No reply piece yet: no barge-in, but dm hears what the caller says.
+    assert session.receive(frame("user.partial", text="алло")) == [ForwardPartial("алло")]
     speak(session, seq, "Спасибо. ")
     assert session.receive(frame("user.partial", text=" ... ")) == []  # no words
     actions = session.receive(frame("user.partial", text="подождите"))
     assert actions[0] == CancelTurn(seq, "t1", "Спасибо. ", "partial")
+    assert actions[-1] == ForwardPartial("подождите")
 
 
 def test_partial_after_the_reply_barges_in_until_playback_is_done() -> None:
@@ -207,7 +309,7 @@ def test_partial_after_the_reply_barges_in_until_playback_is_done() -> None:
     speak(session, seq, "Хорошо. ")
     session.turn_event(seq, event("turn.done", done=False, turn_id="t2"))
     assert session.receive(frame("playback.done", turn_id="t2")) == []
-    assert session.receive(frame("user.partial", text="да")) == []
+    assert session.receive(frame("user.partial", text="да")) == [ForwardPartial("да")]
 
 
 def test_a_new_turn_ends_the_previous_ones_speech() -> None:
@@ -216,7 +318,7 @@ def test_a_new_turn_ends_the_previous_ones_speech() -> None:
     speak(session, seq, "Спасибо. ")
     session.turn_event(seq, event("turn.done", done=False))
     start_turn(session, "t2")
-    assert session.receive(frame("user.partial", text="да")) == []
+    assert session.receive(frame("user.partial", text="да")) == [ForwardPartial("да")]
 
 
 def test_call_end_cancels_the_running_turn_first() -> None:

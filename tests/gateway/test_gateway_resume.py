@@ -60,13 +60,16 @@ async def test_a_second_connection_takes_the_call_over(open_call: Any) -> None:
     async with open_call("takeover") as first:
         assert (await first.start("booking_mri", "en"))["resumed"] is False
         async with open_call("takeover") as second:
-            assert await first.closed() == (4409, "another connection took over the call")
+            # Connecting alone takes nothing over: first is still served.
+            await first.send("call.start", flow="booking_mri", lang="en")
+            assert (await first.recv())["code"] == "call_already_started"
             started = await second.start("booking_mri", "en")
             assert (started["node"], started["reply"], started["resumed"]) == (
                 "ask_name",
                 None,
                 True,
             )
+            assert await first.closed() == (4409, "another connection took over the call")
 
 
 async def test_resuming_with_another_flow_is_refused(open_call: Any) -> None:

@@ -35,6 +35,8 @@ CONTRACT_VARIABLES = (
     "GATEWAY_PORT",
     "DM_PORT",
     "LLM_PORT",
+    "DM_API_KEY",
+    "DM_DEFAULT_REGION",
 )
 
 

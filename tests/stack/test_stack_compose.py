@@ -1,17 +1,26 @@
-"""docker-compose.yml, checked without a Docker engine: services, health, env, ports, profiles."""
+"""docker-compose.yml, checked without a Docker engine: services, health, env, ports, profiles,
+networks, and Redis's ACL (against a real redis-server started with the file's own flags)."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
+import redis
 from stack_harness import CONTRACT_VARIABLES, load_compose, mount
 
 from dm.settings import DmSettings
 from gateway.settings import GatewaySettings
 from llm_local.settings import DEFAULT_MODELS, LlmSettings
+from support.stack import dm_stack
+from voicectl.redis_server import find_redis_server, free_port, port_is_free
 
 CORE = {"redis": None, "llm-local": LlmSettings, "dm": DmSettings, "gateway": GatewaySettings}
 PROFILES = {
@@ -23,6 +32,8 @@ PROFILES = {
 ONE_SHOT = {"ollama-pull"}  # jobs that run to completion: no healthcheck, awaited as completed
 INTERPOLATION = re.compile(r"^\$\{(\w+)(?::?[-?](.*))?\}$")
 PINNED_IMAGE = re.compile(r"^[\w./-]+:[\w.-]*\d[\w.-]*$")
+REQUIRED_PASSWORD = "${REDIS_PASSWORD:?set REDIS_PASSWORD in .env (see env.example)}"
+REDIS_PASSWORD = "${REDIS_PASSWORD}"
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +133,17 @@ def test_contract_variables_reach_the_services(services: dict[str, dict[str, Any
     )
 
 
+def test_every_hop_is_keyed(services: dict[str, dict[str, Any]]) -> None:
+    dm, gateway = environment(services["dm"]), environment(services["gateway"])
+    assert "?" in dm["DM_API_KEY"]  # dm listens beyond loopback: a key is required
+    assert gateway["DM_API_KEY"] == dm["DM_API_KEY"]
+    redis_url = urlsplit(dm["REDIS_URL"])
+    assert redis_url.username == "dm"
+    assert redis_url.password == REDIS_PASSWORD
+    assert environment(services["redis"])["REDISCLI_AUTH"] == REDIS_PASSWORD
+    assert "--user dm" in " ".join(services["redis"]["healthcheck"]["test"])
+
+
 def test_internal_urls_and_ports_line_up(services: dict[str, dict[str, Any]]) -> None:
     llm, dm, gateway = (environment(services[n]) for n in ("llm-local", "dm", "gateway"))
     redis_url = urlsplit(dm["REDIS_URL"])
@@ -145,7 +167,10 @@ def test_internal_urls_and_ports_line_up(services: dict[str, dict[str, Any]]) ->
 
 
 def test_published_ports(services: dict[str, dict[str, Any]]) -> None:
-    assert services["gateway"]["ports"] == ["${GATEWAY_PORT:-8080}:8080"]
+    # The gateway faces the world only when told to: loopback by default.
+    assert services["gateway"]["ports"] == [
+        "${GATEWAY_PUBLISH_ADDRESS:-127.0.0.1}:${GATEWAY_PORT:-8080}:8080"
+    ]
     assert services["llm-local"]["ports"] == ["127.0.0.1:${LLM_PORT:-8000}:8000"]
     for name, service in services.items():
         assert "container_name" not in service, f"{name}: a fixed name prevents scaling"
@@ -153,6 +178,107 @@ def test_published_ports(services: dict[str, dict[str, Any]]) -> None:
             assert "ports" not in service, f"{name} stays on the compose network"
     # dm scales: no host port, no fixed name; the gateway reaches every replica by name.
     assert services["dm"]["expose"] == ["8081"]
+
+
+def test_networks_keep_each_service_to_its_neighbours(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    networks = compose["networks"]
+    assert set(networks) == {"edge", "internal", "models"}
+    assert networks["internal"]["internal"] is True  # gateway, dm and Redis: no way out
+    expected = {
+        "gateway": ["edge", "internal"],
+        "dm": ["internal", "models"],
+        "redis": ["internal"],
+        "llm-local": ["models"],
+    }
+    for name, service in services.items():
+        assert service["networks"] == expected.get(name, ["models"]), name
+
+
+def test_redis_is_keyed_and_bounded(services: dict[str, dict[str, Any]]) -> None:
+    args = services["redis"]["command"]
+    flags = " ".join(args)
+    assert "--maxmemory ${REDIS_MAXMEMORY:-256mb}" in flags
+    assert "--maxmemory-policy noeviction" in flags  # full: writes fail, calls are not evicted
+    assert "--user default off" in flags
+    dm_user = args[args.index("dm") : args.index("dm") + 8]
+    assert dm_user == [
+        "dm",
+        "on",
+        ">" + REQUIRED_PASSWORD,  # compose refuses to start without it
+        "~dm:*",
+        "resetchannels",
+        "&dm:*",
+        "+@all",
+        "-@dangerous",
+    ]
+
+
+def redis_flags(command: list[str], password: str) -> list[str]:
+    """The compose file's redis-server flags for a local run: its password, no files."""
+    flags = [arg.replace(REQUIRED_PASSWORD, password) for arg in command[1:]]
+    flags[flags.index("--appendonly") + 1] = "no"
+    return [flag.replace("${REDIS_MAXMEMORY:-256mb}", "64mb") for flag in flags]
+
+
+@pytest.fixture
+def acl_redis(services: dict[str, dict[str, Any]], tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """redis-server with the compose file's ACL and memory flags; yields (port, password)."""
+    password = "compose-test-" + "x" * 12
+    port = free_port()
+    args = [find_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    args += ["--dir", str(tmp_path), *redis_flags(services["redis"]["command"], password)]
+    log = tmp_path / "redis.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while port_is_free(port):
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.02)
+        yield str(port), password
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def test_the_redis_acl_lets_dm_run_a_call_and_nothing_else(
+    acl_redis: tuple[str, str],
+) -> None:
+    port, password = acl_redis
+    dm_url = f"redis://dm:{password}@127.0.0.1:{port}/0"
+    with dm_stack(dm_url, dm_rules="off") as stack:
+        async with httpx.AsyncClient(base_url=stack.dm_url) as client:
+            body = {"flow": "booking_mri", "lang": "en", "call_id": "acl-1"}
+            assert (await client.post("/v1/calls", json=body)).status_code == 201
+            turn = {"turn_id": "t1", "text": "Maria"}
+            assert (await client.post("/v1/calls/acl-1/turns", json=turn)).status_code == 200
+            assert (
+                await client.post("/v1/calls/acl-1/turns/t1/interrupt", json={})
+            ).status_code == 200
+            assert (await client.delete("/v1/calls/acl-1")).status_code == 200
+            assert (await client.get("/readyz")).json()["checks"]["redis"] == "ok"
+    dm = redis.Redis.from_url(dm_url)
+    anonymous = redis.Redis(port=int(port))
+    try:
+        assert dm.info("memory")["maxmemory_policy"] == "noeviction"
+        for command in (
+            ("FLUSHALL",),
+            ("CONFIG", "GET", "*"),
+            ("KEYS", "*"),
+            ("DEBUG", "SLEEP", "0"),
+        ):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                dm.execute_command(*command)
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            dm.set("not-dm:key", "1")  # only its own keys
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            anonymous.ping()
+    finally:
+        dm.close()
+        anonymous.close()
 
 
 def test_redis_keeps_an_append_only_file_on_a_volume(

@@ -14,13 +14,16 @@ def main() -> None:
         settings = GatewaySettings()
     except ValidationError as exc:
         raise SystemExit(f"gateway: bad settings: {exc}") from None
-    configure_logging("gateway", settings.log_level)
+    configure_logging(
+        "gateway", settings.log_level, secrets=[*settings.api_keys, settings.dm_api_key]
+    )
     serve(
         create_app(settings),
         settings.host,
         settings.gateway_port,
         settings.log_level,
         ws_max_size=MAX_FRAME_BYTES,
+        limits=settings.edge_limits,
     )
 
 

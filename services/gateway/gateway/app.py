@@ -1,13 +1,21 @@
-"""The gateway app: WebSocket and REST at the edge, one shared HTTP client to dm."""
+"""The gateway app: WebSocket and REST at the edge, one shared HTTP client to dm.
+
+`/healthz` is open to all. `/readyz` and `/metrics` tell the world how the gateway and
+dm are doing: with keys configured, they need one, unless the client connects from one
+of GATEWAY_OPS_NETWORKS (loopback by default: a container's own healthcheck, `make run`,
+a scraper on the same host).
+"""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Annotated
 
 import aiohttp
 import orjson
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
@@ -16,8 +24,10 @@ from gateway.deps import Deps, GatewayDeps
 from gateway.dm_client import DmClient
 from gateway.limits import RateLimits, TokenBuckets
 from gateway.metrics import GatewayMetrics
-from gateway.rest import router
+from gateway.openapi import answers, install
+from gateway.rest import authenticate, router
 from gateway.settings import GatewaySettings
+from gateway.shedding import InFlightLimit
 from gateway.sockets import DetachedTasks, SocketRegistry
 from gateway.ws import serve_call_socket
 from svckit.errors import (
@@ -47,14 +57,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
         deps = GatewayDeps(
             settings=settings,
-            dm=DmClient(http, settings.dm_url, settings.gateway_dm_timeout_s),
+            dm=DmClient(http, settings.dm_url, settings.gateway_dm_timeout_s, settings.dm_api_key),
             auth=Authenticator(settings.api_keys),
             limits=RateLimits(
                 TokenBuckets(settings.gateway_key_rate, settings.gateway_key_burst),
                 TokenBuckets(settings.gateway_call_rate, settings.gateway_call_burst),
             ),
             metrics=metrics,
-            sockets=SocketRegistry(),
+            sockets=SocketRegistry(settings.gateway_max_sockets_per_key),
             detached=DetachedTasks(),
         )
         app.state.deps = deps
@@ -74,13 +84,21 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return error_response(status, code, message)
 
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    # Outermost: a shed request is answered before anything else runs.
+    app.add_middleware(
+        InFlightLimit,
+        max_in_flight=settings.gateway_max_in_flight,
+        in_flight=metrics.in_flight,
+        errors=metrics.errors,
+    )
+    install(app)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz")
-    async def readyz(deps: Deps) -> Response:
+    @app.get("/readyz", responses=answers(200, "Readiness", 401, 503))
+    async def readyz(_access: OpsAccess, deps: Deps) -> Response:
         dm_ok = await deps.dm.healthy(READY_TIMEOUT_S)
         body = {
             "status": "ready" if dm_ok else "not_ready",
@@ -90,8 +108,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             orjson.dumps(body), status_code=200 if dm_ok else 503, media_type="application/json"
         )
 
-    @app.get("/metrics")
-    async def get_metrics() -> Response:
+    @app.get(
+        "/metrics",
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    async def get_metrics(_access: OpsAccess) -> Response:
         return metrics_response(metrics.registry)
 
     app.include_router(router)
@@ -101,3 +122,23 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         await serve_call_socket(websocket, call_id, deps)
 
     return app
+
+
+async def ops_access(request: Request, deps: Deps) -> None:
+    """With keys configured, a key is needed unless the client is in GATEWAY_OPS_NETWORKS."""
+    client = request.client.host if request.client is not None else ""
+    if deps.auth.enabled and not _in_networks(client, deps.settings.ops_networks):
+        authenticate(request, deps)
+
+
+OpsAccess = Annotated[None, Depends(ops_access)]
+
+
+def _in_networks(
+    host: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)

@@ -4,7 +4,10 @@ A turn is one `POST /v1/calls/{id}/turns` with `Accept: text/event-stream`; dm
 answers with SSE events whose `data` is already the WebSocket message. A barge-in
 is `POST /v1/calls/{id}/turns/{turn_id}/interrupt` with what the caller heard.
 Plain requests run under the client's deadline, streams under their caller's;
-dm's errors keep their status, code and message.
+dm's errors keep their status, code and message. Every request carries
+`Authorization: Bearer <DM_API_KEY>` when that is set, and every call route the
+caller's owner label (`X-Call-Owner`, see gateway.auth) when auth is on. Partial
+ASR text goes to `POST /v1/calls/{id}/partial` so dm can prepare the turn.
 
 aiohttp carries the hop, as it carries dm's own hop to llm-local: per streamed
 turn it costs ~0.2-0.35 ms of CPU here against 1.2-4.2 ms for httpx, whose
@@ -22,10 +25,10 @@ from typing import Any
 import aiohttp
 import orjson
 
+from gateway.auth import OWNER_HEADER
+
 SSE = "text/event-stream"
 JSON = "application/json"
-JSON_BODY = {"accept": JSON, "content-type": JSON}
-SSE_BODY = {"accept": SSE, "content-type": JSON}
 
 
 class DmError(Exception):
@@ -62,15 +65,26 @@ class Forwarded:
 
 
 class DmClient:
-    def __init__(self, http: aiohttp.ClientSession, base_url: str, timeout_s: float) -> None:
+    def __init__(
+        self, http: aiohttp.ClientSession, base_url: str, timeout_s: float, api_key: str = ""
+    ) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
+        self._auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
+
+    def _headers(self, owner: str | None, accept: str, body: bool) -> dict[str, str]:
+        headers = {**self._auth, "accept": accept}
+        if body:
+            headers["content-type"] = JSON
+        if owner is not None:
+            headers[OWNER_HEADER] = owner
+        return headers
 
     async def _request(
-        self, method: str, path: str, content: bytes | None
+        self, method: str, path: str, content: bytes | None, owner: str | None
     ) -> tuple[int, dict[str, str], bytes]:
-        headers = JSON_BODY if content is not None else {"accept": JSON}
+        headers = self._headers(owner, JSON, content is not None)
         try:
             async with (
                 asyncio.timeout(self.timeout_s),
@@ -82,27 +96,33 @@ class DmClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise unreachable(exc) from exc
 
-    async def _json(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    async def _json(
+        self, method: str, path: str, owner: str | None, body: Any = None
+    ) -> dict[str, Any]:
         content = orjson.dumps(body) if body is not None else None
-        status, headers, answer = await self._request(method, path, content)
+        status, headers, answer = await self._request(method, path, content, owner)
         if status >= 400:
             raise error_of(status, answer, headers)
         data: dict[str, Any] = orjson.loads(answer)
         return data
 
     async def open_call(
-        self, call_id: str, flow: str, lang: str, metadata: dict[str, Any]
+        self, call_id: str, flow: str, lang: str, metadata: dict[str, Any], owner: str | None
     ) -> OpenedCall:
-        """Create the call, or resume it when it exists with the same flow and language."""
+        """Create the call, or resume it when it exists with the same flow and language.
+
+        A call of another owner: dm refuses to create it again (409) and does not show it
+        to this owner (404), so this raises `call_not_found`.
+        """
         body = {"call_id": call_id, "flow": flow, "lang": lang, "metadata": metadata}
         try:
-            created = await self._json("POST", "/v1/calls", body)
+            created = await self._json("POST", "/v1/calls", owner, body)
         except DmError as exc:
             if exc.code != "call_exists":
                 raise
         else:
             return OpenedCall(created["node"], created["reply"], resumed=False)
-        call = await self.get_call(call_id)
+        call = await self.get_call(call_id, owner)
         if call["ended"]:
             raise DmError(410, "call_ended", f"call '{call_id}' has ended")
         if (call["flow"], call["lang"]) != (flow, lang):
@@ -111,41 +131,57 @@ class DmClient:
             )
         return OpenedCall(call["node"], None, resumed=True)
 
-    async def get_call(self, call_id: str) -> dict[str, Any]:
-        return await self._json("GET", f"/v1/calls/{call_id}")
+    async def get_call(self, call_id: str, owner: str | None) -> dict[str, Any]:
+        return await self._json("GET", f"/v1/calls/{call_id}", owner)
 
-    async def end_call(self, call_id: str) -> dict[str, Any]:
+    async def end_call(self, call_id: str, owner: str | None) -> dict[str, Any]:
         """End the call (dm repeats the same summary for an ended one)."""
-        return await self._json("DELETE", f"/v1/calls/{call_id}")
+        return await self._json("DELETE", f"/v1/calls/{call_id}", owner)
 
-    async def interrupt(self, call_id: str, turn_id: str, heard: str) -> str:
+    async def interrupt(self, call_id: str, turn_id: str, heard: str, owner: str | None) -> str:
         """Cancel the turn in flight, or record what was heard of a finished one."""
         path = f"/v1/calls/{call_id}/turns/{turn_id}/interrupt"
-        data = await self._json("POST", path, {"heard": heard})
+        data = await self._json("POST", path, owner, {"heard": heard})
         return str(data["status"])
 
-    async def turn_events(self, call_id: str, turn_id: str, text: str) -> AsyncIterator[str]:
+    async def partial(self, call_id: str, text: str, owner: str | None) -> None:
+        """What the caller is saying so far (dm answers 202; a dm without the route, 404)."""
+        path = f"/v1/calls/{call_id}/partial"
+        status, headers, answer = await self._request(
+            "POST", path, orjson.dumps({"text": text}), owner
+        )
+        if status >= 400:
+            raise error_of(status, answer, headers)
+
+    async def turn_events(
+        self, call_id: str, turn_id: str, text: str, owner: str | None
+    ) -> AsyncIterator[str]:
         """The data of each SSE event of one turn, in order; the caller bounds its time."""
         body = orjson.dumps({"turn_id": turn_id, "text": text})
-        async with self.stream(call_id, body) as chunks:
+        async with self.stream(call_id, body, owner) as chunks:
             async for data in sse_data(chunks):
                 yield data
 
     @asynccontextmanager
-    async def stream(self, call_id: str, content: bytes) -> AsyncIterator[AsyncIterator[bytes]]:
+    async def stream(
+        self, call_id: str, content: bytes, owner: str | None
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
         """A turn as dm's raw SSE bytes; DmError if dm refuses it or cannot be reached."""
         url = f"{self.base_url}/v1/calls/{call_id}/turns"
+        headers = self._headers(owner, SSE, body=True)
         try:
-            async with self.http.post(url, data=content, headers=SSE_BODY) as response:
+            async with self.http.post(url, data=content, headers=headers) as response:
                 if response.status >= 400:
                     raise error_of(response.status, await response.read(), _headers(response))
                 yield _dm_errors(response.content.iter_any())
         except aiohttp.ClientError as exc:
             raise unreachable(exc) from exc
 
-    async def forward(self, method: str, path: str, content: bytes | None) -> Forwarded:
+    async def forward(
+        self, method: str, path: str, content: bytes | None, owner: str | None = None
+    ) -> Forwarded:
         """Pass a REST request through to dm as it is."""
-        status, headers, answer = await self._request(method, path, content)
+        status, headers, answer = await self._request(method, path, content, owner)
         return Forwarded(
             status, answer, headers.get("content-type", JSON), headers.get("retry-after")
         )
@@ -154,7 +190,7 @@ class DmClient:
         try:
             async with (
                 asyncio.timeout(timeout_s),
-                self.http.get(self.base_url + "/healthz") as response,
+                self.http.get(self.base_url + "/healthz", headers=self._auth) as response,
             ):
                 return response.status == 200
         except (aiohttp.ClientError, TimeoutError):

@@ -1,4 +1,4 @@
-"""Token-bucket rate limits per API key and per call, in this gateway process."""
+"""Token-bucket rate limits per API key and per (key, call), in this gateway process."""
 
 from __future__ import annotations
 
@@ -58,7 +58,11 @@ class TokenBuckets:
 
 
 class RateLimits:
-    """The per-key and per-call buckets together."""
+    """The per-key and per-(key, call) buckets together.
+
+    A call's bucket is the key's own: another key naming the call spends from its own
+    bucket, so it cannot use up the owner's and get the owner's socket closed.
+    """
 
     def __init__(self, per_key: TokenBuckets, per_call: TokenBuckets) -> None:
         self.per_key = per_key
@@ -66,7 +70,7 @@ class RateLimits:
 
     def admit(self, key: str, call_id: str | None) -> float:
         """0.0 when the request may go on, else the seconds to wait (for `Retry-After`)."""
-        wait = self.per_call.take(call_id) if call_id is not None else 0.0
+        wait = self.per_call.take(f"{key}/{call_id}") if call_id is not None else 0.0
         if wait:
             return wait
         return self.per_key.take(key)

@@ -50,6 +50,21 @@ class GatewayMetrics:
         self.errors = Counter(
             "gateway_errors", "Error messages and error responses by code", ["code"], registry=r
         )
+        self.transfers = Counter(
+            "gateway_transfers",
+            "Calls handed to a person (call.transfer sent), by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.partials = Counter(
+            "gateway_partials",
+            "user.partial texts: forwarded to dm, coalesced into a later one, refused by dm",
+            ["outcome"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "gateway_requests_in_flight", "REST requests being handled now", registry=r
+        )
         self.closes = Counter(
             "gateway_socket_closes",
             "Sockets closed by the server, by close code",

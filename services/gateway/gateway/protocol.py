@@ -16,12 +16,18 @@ Decisions where the contract is silent:
 - `interrupt` or `playback.done` naming a turn other than the current one →
   `unknown_turn`.
 - `call.end` during a turn cancels it first (with `turn.cancelled`).
-- After `call.ended` the server closes the socket with 1000.
+- `user.partial` with words is forwarded to dm (the transport coalesces them), which
+  prepares the turn while the caller is still speaking.
+- A call that ends in a transfer says `call.transfer` (the summary's reason) before
+  `call.ended`. After `call.ended` the server closes the socket with 1000.
+- A call this key may not see (`call_not_found` on `call.start`), or no `call.start`
+  in time after the handshake, closes the socket with 1008.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, assert_never
 
@@ -36,10 +42,14 @@ from svckit.wire import (
     MAX_TEXT_CHARS,
     CallerText,
     Identifier,
+    Metadata,
 )
 
 EVENT_TURN_CANCELLED = "turn.cancelled"
+EVENT_CALL_TRANSFER = "call.transfer"
 CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008
+TRANSFER_REASON = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
 class _ClientMessage(BaseModel):
@@ -50,7 +60,7 @@ class CallStart(_ClientMessage):
     type: Literal["call.start"]
     flow: Identifier
     lang: Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class UserPartial(_ClientMessage):
@@ -142,7 +152,8 @@ class LatencyMark(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """Send one text frame; `kind` is its message type, `code` an error's code."""
+    """Send one text frame; `kind` is its message type, `code` an error's code or a
+    transfer's reason (what metrics count it by)."""
 
     text: str
     kind: str
@@ -180,6 +191,13 @@ class CancelTurn:
 
 
 @dataclass(frozen=True, slots=True)
+class ForwardPartial:
+    """Tell dm what the caller is saying so far (the transport coalesces these)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class EndCall:
     """End the call in dm (idempotent) and answer with `call_ended`."""
 
@@ -190,7 +208,7 @@ class Close:
     reason: str
 
 
-Action = Send | OpenCall | StartTurn | CancelTurn | EndCall | Close
+Action = Send | OpenCall | StartTurn | CancelTurn | ForwardPartial | EndCall | Close
 
 
 def message(kind: str, **fields: Any) -> str:
@@ -240,6 +258,7 @@ class CallSession:
         self.phase = Phase.NEW
         self.turn: Turn | None = None
         self._seq = 0
+        self._start_overdue = False  # the call.start deadline passed while dm was opening
 
     # Client frames.
 
@@ -258,10 +277,13 @@ class CallSession:
             case UserFinal():
                 return self._user_final(msg)
             case UserPartial():
+                if not has_words(msg.text):
+                    return []
                 turn = self.turn
-                if turn is not None and turn.speaking and has_words(msg.text):
-                    return self._barge_in(turn, "partial")
-                return []
+                actions: list[Action] = []
+                if turn is not None and turn.speaking:
+                    actions += self._barge_in(turn, "partial")
+                return [*actions, ForwardPartial(msg.text)]
             case Interrupt():
                 turn = self._current(msg.turn_id)
                 if turn is None:
@@ -330,8 +352,27 @@ class CallSession:
         return [Send(text, "call.started")]
 
     def call_open_failed(self, code: str, text: str) -> list[Action]:
+        if code == "call_not_found":  # another key's call: nothing to retry on this socket
+            self.phase = Phase.ENDED
+            return [error(code, text), Close(CLOSE_POLICY, "call not found")]
+        if self._start_overdue:
+            self.phase = Phase.ENDED
+            return [error(code, text), Close(CLOSE_POLICY, "no call.start in time")]
         self.phase = Phase.NEW  # the client may send call.start again
         return [error(code, text)]
+
+    def start_timed_out(self, timeout_s: float) -> list[Action]:
+        """The deadline for `call.start` after the handshake has passed."""
+        if self.phase is Phase.OPENING:
+            self._start_overdue = True  # decided when dm answers
+            return []
+        if self.phase is not Phase.NEW:
+            return []
+        self.phase = Phase.ENDED
+        return [
+            error("call_not_started", f"no call.start within {timeout_s:g} s"),
+            Close(CLOSE_POLICY, "no call.start in time"),
+        ]
 
     def turn_event(self, seq: int, data: str) -> list[Action]:
         """One event of a turn's dm stream; its data is already the client message."""
@@ -373,7 +414,15 @@ class CallSession:
 
     def call_ended(self, summary: dict[str, Any]) -> list[Action]:
         self.phase = Phase.ENDED
+        actions: list[Action] = []
+        if summary.get("outcome") == "transfer":
+            reason = summary.get("transfer_reason")
+            reason = reason if isinstance(reason, str) else None
+            label = reason if reason and TRANSFER_REASON.fullmatch(reason) else "other"
+            text = message(EVENT_CALL_TRANSFER, reason=reason)
+            actions.append(Send(text, EVENT_CALL_TRANSFER, code=label))
         return [
+            *actions,
             Send(message("call.ended", summary=summary), "call.ended"),
             Close(CLOSE_NORMAL, "call ended"),
         ]

@@ -1,8 +1,9 @@
-"""What outlives one request: the open socket per call, and barge-ins on their way to dm."""
+"""What outlives one request: the open sockets, and barge-ins on their way to dm."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Coroutine
 from typing import Any, Protocol
 
@@ -13,18 +14,37 @@ class CallConnection(Protocol):
 
 
 class SocketRegistry:
-    """The socket serving each call in this process; a newer one takes the call over."""
+    """The sockets open per key, and the one serving each call in this process.
 
-    def __init__(self) -> None:
+    A socket counts against its key's cap from the handshake on. It serves a call only
+    once dm has accepted its `call.start` for the call's owner; only then does it take
+    the call over from an earlier socket, so another key's socket cannot close it.
+    """
+
+    def __init__(self, max_per_key: int) -> None:
+        self.max_per_key = max_per_key
         self._by_call: dict[str, CallConnection] = {}
+        self._per_key: Counter[str] = Counter()
 
     def __len__(self) -> int:
         return len(self._by_call)
 
+    def open(self, key: str) -> bool:
+        """Count a new socket of `key`; False (and not counted) when the key is at its cap."""
+        if self._per_key[key] >= self.max_per_key:
+            return False
+        self._per_key[key] += 1
+        return True
+
+    def close(self, key: str) -> None:
+        self._per_key[key] -= 1
+        if self._per_key[key] <= 0:
+            del self._per_key[key]
+
     def claim(self, call_id: str, connection: CallConnection) -> None:
         previous = self._by_call.get(call_id)
         self._by_call[call_id] = connection
-        if previous is not None:
+        if previous is not None and previous is not connection:
             previous.take_over()
 
     def release(self, call_id: str, connection: CallConnection) -> None:

@@ -6,6 +6,10 @@ bug) cancels the rest. Only the writer sends, in order, from one queue. Every
 network await runs under `asyncio.timeout`. A turn in flight when the socket
 goes keeps running in dm, which stores it; barge-ins and call ends go to dm as
 detached tasks so they arrive even when the caller hangs up right after.
+
+The handshake refuses a bad call id with an HTTP 422. A missing or wrong key, a
+rate-limited key or a key at its socket cap gets the socket accepted, one `error`
+message and close 1008, as the contract's close codes say.
 """
 
 from __future__ import annotations
@@ -20,14 +24,19 @@ from typing import Any
 import structlog
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from gateway.auth import Caller
 from gateway.deps import GatewayDeps
 from gateway.dm_client import DmError
+from gateway.partials import LatestOnly
 from gateway.protocol import (
+    CLOSE_POLICY,
+    EVENT_CALL_TRANSFER,
     Action,
     CallSession,
     CancelTurn,
     Close,
     EndCall,
+    ForwardPartial,
     LatencyMark,
     OpenCall,
     Send,
@@ -35,12 +44,11 @@ from gateway.protocol import (
     error,
 )
 from svckit.errors import error_response
-from svckit.wire import ID_PATTERN
+from svckit.wire import ID_MAX_CHARS, ID_PATTERN
 
 log = structlog.get_logger("gateway.ws")
 
 MAX_FRAME_BYTES = 64 * 1024
-CLOSE_POLICY = 1008  # auth failed or rate limited
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
 CLOSE_TAKEN_OVER = 4409
@@ -54,42 +62,57 @@ class _SocketDone(Exception):
 
 
 async def serve_call_socket(websocket: WebSocket, call_id: str, deps: GatewayDeps) -> None:
-    """Check the handshake (call id, key, limits), then run the socket until it ends."""
+    """Check the handshake (call id, key, limits, socket cap), then run the socket."""
     structlog.contextvars.bind_contextvars(call_id=call_id)
-    if not CALL_ID.fullmatch(call_id):
+    if len(call_id) > ID_MAX_CHARS or not CALL_ID.fullmatch(call_id):
         await _deny(websocket, deps, 422, "invalid_field", "call_id must match " + ID_PATTERN)
         return
-    key = deps.auth.identify(
+    caller = deps.auth.identify(
         websocket.headers.get("authorization"), websocket.query_params.get("token")
     )
-    if key is None:
-        await _deny(websocket, deps, 401, "unauthorized", "missing or invalid API key")
+    if caller is None:
+        await _refuse(websocket, deps, "unauthorized", "missing or invalid API key")
         return
-    wait = deps.limits.admit(key, call_id)
+    wait = deps.limits.admit(caller.label, call_id)
     if wait:
-        retry = {"Retry-After": str(math.ceil(wait))}
-        await _deny(websocket, deps, 429, "rate_limited", "too many requests", retry)
+        message = f"too many requests; retry in {math.ceil(wait)} s"
+        await _refuse(websocket, deps, "rate_limited", message)
         return
-    async with asyncio.timeout(deps.settings.gateway_ws_send_timeout_s):
-        await websocket.accept()
-    await CallSocket(websocket, call_id, key, deps).run()
+    if not deps.sockets.open(caller.label):
+        limit = deps.sockets.max_per_key
+        await _refuse(websocket, deps, "too_many_sockets", f"this key has {limit} sockets open")
+        return
+    try:
+        async with asyncio.timeout(deps.settings.gateway_ws_send_timeout_s):
+            await websocket.accept()
+        await CallSocket(websocket, call_id, caller, deps).run()
+    finally:
+        deps.sockets.close(caller.label)
 
 
 async def _deny(
-    websocket: WebSocket,
-    deps: GatewayDeps,
-    status: int,
-    code: str,
-    message: str,
-    headers: dict[str, str] | None = None,
+    websocket: WebSocket, deps: GatewayDeps, status: int, code: str, message: str
 ) -> None:
     """Refuse the upgrade with an HTTP error, or with close 1008 where the server cannot."""
     deps.metrics.errors.labels(code).inc()
     async with asyncio.timeout(deps.settings.gateway_ws_send_timeout_s):
         if "websocket.http.response" in websocket.scope.get("extensions", {}):
-            await websocket.send_denial_response(error_response(status, code, message, headers))
+            await websocket.send_denial_response(error_response(status, code, message))
         else:
             await websocket.close(CLOSE_POLICY, message)
+
+
+async def _refuse(websocket: WebSocket, deps: GatewayDeps, code: str, message: str) -> None:
+    """Accept, say why in an `error` message, and close with 1008."""
+    deps.metrics.errors.labels(code).inc()
+    deps.metrics.closes.labels(str(CLOSE_POLICY)).inc()
+    try:
+        async with asyncio.timeout(deps.settings.gateway_ws_send_timeout_s):
+            await websocket.accept()
+            await websocket.send_text(error(code, message).text)
+            await websocket.close(CLOSE_POLICY, code)
+    except (WebSocketDisconnect, RuntimeError, TimeoutError):
+        pass  # the client is gone already
 
 
 def too_big(frame: str | bytes) -> bool:
@@ -106,12 +129,18 @@ def too_big(frame: str | bytes) -> bool:
 class CallSocket:
     """One accepted call WebSocket."""
 
-    def __init__(self, websocket: WebSocket, call_id: str, key: str, deps: GatewayDeps) -> None:
+    def __init__(
+        self, websocket: WebSocket, call_id: str, caller: Caller, deps: GatewayDeps
+    ) -> None:
         self.ws = websocket
         self.call_id = call_id
-        self.key = key
+        self.caller = caller
         self.deps = deps
         self.session = CallSession(call_id)
+        self._partials = LatestOnly(
+            deps.settings.gateway_partial_interval_s, self._forward_partial, self._spawn_owned
+        )
+        self._partials_accepted = True  # until dm says it has no partial route
         self._outbox: asyncio.Queue[str | Close] = asyncio.Queue()
         self._tasks: asyncio.TaskGroup | None = None
         self._turn_started: dict[int, float] = {}  # turn seq → when its user.final arrived
@@ -125,12 +154,12 @@ class CallSocket:
     async def run(self) -> None:
         metrics = self.deps.metrics
         metrics.active_sockets.inc()
-        self.deps.sockets.claim(self.call_id, self)
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
                 tasks.create_task(self._read())
                 tasks.create_task(self._write())
+                tasks.create_task(self._start_deadline())
         except* _SocketDone:
             pass
         except* Exception as failure:
@@ -159,11 +188,16 @@ class CallSocket:
             if too_big(payload):
                 self._apply([Close(CLOSE_TOO_BIG, "frame over 64 KiB")])
                 return
-            if self.deps.limits.admit(self.key, self.call_id):
+            if self.deps.limits.admit(self.caller.label, self.call_id):
                 limited = error("rate_limited", "too many messages")
                 self._apply([limited, Close(CLOSE_POLICY, "rate limited")])
                 return
             self._apply(self.session.receive(payload), received_at)
+
+    async def _start_deadline(self) -> None:
+        timeout_s = self.deps.settings.gateway_ws_start_timeout_s
+        await asyncio.sleep(timeout_s)
+        self._apply(self.session.start_timed_out(timeout_s))
 
     async def _write(self) -> None:
         while True:
@@ -174,7 +208,9 @@ class CallSocket:
             try:
                 async with asyncio.timeout(self.deps.settings.gateway_ws_send_timeout_s):
                     await self.ws.send_text(item)
-            except WebSocketDisconnect:
+            except (WebSocketDisconnect, RuntimeError):
+                # RuntimeError: the server closed the socket itself (a frame over 64 KiB
+                # gets 1009 from uvicorn) before the reader saw the disconnect.
                 raise _SocketDone from None
             except TimeoutError:
                 log.warning("socket_send_timeout")
@@ -200,6 +236,7 @@ class CallSocket:
                 case OpenCall():
                     self._spawn_owned(self._open_call(action))
                 case StartTurn():
+                    self._partials.drop()  # the utterance they were part of is final now
                     self._turn_started[action.seq] = received_at or time.perf_counter()
                     reached_dm = self._turn_reached_dm[action.seq] = asyncio.Event()
                     self._spawn_owned(self._stream_turn(action, reached_dm, self._cancelling))
@@ -208,13 +245,18 @@ class CallSocket:
                     self._cancelling = self.deps.detached.spawn(
                         self._cancel_turn(action, self._turn_reached_dm.get(action.seq))
                     )
+                case ForwardPartial():
+                    if self._partials_accepted and self._partials.offer(action.text):
+                        self.deps.metrics.partials.labels("coalesced").inc()
                 case EndCall():
                     self.deps.detached.spawn(self._end_call(self._cancelling))
 
     def _send(self, send: Send) -> None:
         self._outbox.put_nowait(send.text)
         metrics = self.deps.metrics
-        if send.code is not None:
+        if send.kind == EVENT_CALL_TRANSFER:
+            metrics.transfers.labels(send.code or "other").inc()
+        elif send.code is not None:
             metrics.errors.labels(send.code).inc()
         if send.turn_seq is None:
             return
@@ -241,11 +283,13 @@ class CallSocket:
     async def _open_call(self, action: OpenCall) -> None:
         try:
             opened = await self.deps.dm.open_call(
-                self.call_id, action.flow, action.lang, action.metadata
+                self.call_id, action.flow, action.lang, action.metadata, self.caller.owner
             )
         except DmError as exc:
             self._apply(self.session.call_open_failed(exc.code, exc.message))
             return
+        # dm accepted it for this key: only now may this socket take the call over.
+        self.deps.sockets.claim(self.call_id, self)
         self._apply(self.session.call_opened(opened.node, opened.reply, opened.resumed))
 
     async def _stream_turn(
@@ -254,7 +298,9 @@ class CallSocket:
         if after is not None:
             # dm holds on to the turn barged in on until the interrupt returns.
             await asyncio.wait({after})
-        events = self.deps.dm.turn_events(self.call_id, action.turn_id, action.text)
+        events = self.deps.dm.turn_events(
+            self.call_id, action.turn_id, action.text, self.caller.owner
+        )
         code, message = "dm_unavailable", "the turn's stream ended early"
         try:
             async with asyncio.timeout(self.deps.settings.gateway_dm_timeout_s):
@@ -275,7 +321,9 @@ class CallSocket:
                 # An interrupt that overtook its turn would find nothing to cancel in dm.
                 async with asyncio.timeout(self.deps.settings.gateway_dm_timeout_s):
                     await reached_dm.wait()
-            status = await self.deps.dm.interrupt(self.call_id, action.turn_id, action.heard)
+            status = await self.deps.dm.interrupt(
+                self.call_id, action.turn_id, action.heard, self.caller.owner
+            )
         except (DmError, TimeoutError) as exc:
             code = exc.code if isinstance(exc, DmError) else "dm_unavailable"
             self.deps.metrics.errors.labels(code).inc()
@@ -287,8 +335,18 @@ class CallSocket:
         if after is not None:
             await asyncio.wait({after})
         try:
-            summary = await self.deps.dm.end_call(self.call_id)
+            summary = await self.deps.dm.end_call(self.call_id, self.caller.owner)
         except DmError as exc:
             self._apply(self.session.call_end_failed(exc.code, exc.message))
             return
         self._apply(self.session.call_ended(summary))
+
+    async def _forward_partial(self, text: str) -> None:
+        try:
+            await self.deps.dm.partial(self.call_id, text, self.caller.owner)
+        except DmError as exc:
+            self.deps.metrics.partials.labels("refused").inc()
+            if exc.code == "not_found":  # a dm without the route: stop asking
+                self._partials_accepted = False
+            return
+        self.deps.metrics.partials.labels("forwarded").inc()
