@@ -155,3 +155,10 @@ async def test_dm_requires_its_key_when_one_is_set(redis_url: str) -> None:
             )
             assert allowed.status_code == 201
             assert (await client.get("/healthz")).status_code == 200  # probes stay open
+
+
+async def test_metrics_carry_redis_memory(client: httpx.AsyncClient) -> None:
+    text = (await client.get("/metrics")).text
+    used = next(line for line in text.splitlines() if line.startswith("dm_redis_used_memory_bytes"))
+    assert float(used.split()[1]) > 0
+    assert "dm_redis_maxmemory_bytes" in text

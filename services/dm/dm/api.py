@@ -204,7 +204,8 @@ def create_app(settings: DmSettings | None = None, flows: dict[str, Flow] | None
         )
 
     @app.get("/metrics")
-    async def get_metrics() -> Response:
+    async def get_metrics(request: Request) -> Response:
+        await _read_redis_memory(request.app.state.redis, metrics)
         return metrics_response(metrics.registry)
 
     @app.get("/v1/flows")
@@ -336,6 +337,17 @@ async def _check_redis(redis: Redis) -> str:
     except (RedisError, OSError, TimeoutError) as exc:
         return f"unreachable: {type(exc).__name__}"
     return "ok"
+
+
+async def _read_redis_memory(redis: Redis, metrics: DmMetrics) -> None:
+    """Redis's memory figures into the gauges; left as they were when Redis does not answer."""
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_S):
+            memory = await redis.info("memory")
+    except (RedisError, OSError, TimeoutError):
+        return
+    metrics.redis_used_memory.set(memory.get("used_memory", 0))
+    metrics.redis_maxmemory.set(memory.get("maxmemory", 0))
 
 
 async def _check_llm(http: aiohttp.ClientSession, base_url: str, settings: DmSettings) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 4, 5, 6, 10)
 
@@ -47,6 +47,13 @@ class DmMetrics:
         )
         self.transfers = Counter(
             "dm_transfers", "Calls handed to a person", ["flow", "reason"], registry=r
+        )
+        # Read from Redis at each scrape: an alert before maxmemory refuses writes.
+        self.redis_used_memory = Gauge(
+            "dm_redis_used_memory_bytes", "Memory Redis reports in use", registry=r
+        )
+        self.redis_maxmemory = Gauge(
+            "dm_redis_maxmemory_bytes", "Redis maxmemory (0: no limit)", registry=r
         )
         self.prefills = Counter(
             "dm_prefills", "Prompt prefills asked of the LLM while the caller spoke", registry=r

@@ -234,19 +234,25 @@ def turn_summary(result: dict[str, Any], heard: dict[str, float]) -> str:
     filled = " ".join(f"{name}={value}" for name, value in slots.items() if value is not None)
     timings = result.get("timings") or {}
     ttft = timings.get("llm_ttft_ms")
+    if result.get("understood_by") == "rules":
+        dm = f"dm {timings.get('total_ms', 0):.0f} ms (by rules, no LLM call)"
+    else:
+        dm = (
+            f"dm {timings.get('total_ms', 0):.0f} ms (llm {timings.get('llm_ms', 0):.0f}, "
+            f"first token {f'{ttft:.0f}' if ttft is not None else '-'}, "
+            f"state {timings.get('state_ms', 0):.1f}) · "
+            f"{(result.get('usage') or {}).get('completion_tokens', 0)} tokens"
+        )
     parts = [
         f"{result.get('node_before')} → {result.get('next_node')}",
         f"slots: {filled or 'none yet'}",
-        f"dm {timings.get('total_ms', 0):.0f} ms (llm {timings.get('llm_ms', 0):.0f}, first token "
-        + (f"{ttft:.0f}" if ttft is not None else "-")
-        + f", state {timings.get('state_ms', 0):.1f})",
-        f"{(result.get('usage') or {}).get('completion_tokens', 0)} tokens",
+        dm,
         "heard " + ", ".join(f"{what} {ms:.0f} ms" for what, ms in heard.items()),
     ]
     if result.get("fallback"):
         parts.append(f"fallback: {result.get('fallback_reason')}")
     if result.get("done"):
-        parts.append("call done")
+        parts.append(f"call done: {result.get('outcome') or 'completed'}")
     return "       " + " · ".join(parts)
 
 
