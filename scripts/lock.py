@@ -101,8 +101,7 @@ def check(uv: Path) -> None:
     stale = [
         name
         for name, text in exported(uv).items()
-        if not (REQUIREMENTS / name).is_file()
-        or (REQUIREMENTS / name).read_text() != HEADER + text
+        if not (REQUIREMENTS / name).is_file() or (REQUIREMENTS / name).read_text() != HEADER + text
     ]
     if stale:
         sys.exit(f"out of step with uv.lock: requirements/{', '.join(stale)}; run make lock")
