@@ -23,11 +23,8 @@ import argparse
 import asyncio
 import itertools
 import random
-import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,16 +33,9 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from bench.dialogs.corpus import CORPUS_TODAY, Dialog, load_corpus
 from bench.dialogs.play import max_turns
-from bench.processes import child, dm, machine, percentile, redis, wait_http
-from voicectl.redis_server import free_port
+from bench.processes import dm, gateway, llm_local, machine, percentile, redis
 
 RECV_TIMEOUT_S = 30.0
-UNLIMITED = {
-    "GATEWAY_KEY_RATE": "1000000",
-    "GATEWAY_KEY_BURST": "1000000",
-    "GATEWAY_CALL_RATE": "1000000",
-    "GATEWAY_CALL_BURST": "1000000",
-}
 
 
 @dataclass
@@ -171,24 +161,6 @@ async def run(url: str, dialogs: list[Dialog], callers: int, args: argparse.Name
     return results
 
 
-@contextmanager
-def llm_local() -> Iterator[str]:
-    port = free_port()
-    env = {"LLM_BACKEND": "embedded", "LLM_PORT": str(port), "LOG_LEVEL": "warning"}
-    with child([sys.executable, "-m", "llm_local"], env):
-        wait_http(f"http://127.0.0.1:{port}/health", timeout_s=600)
-        yield f"http://127.0.0.1:{port}/v1"
-
-
-@contextmanager
-def gateway(dm_url: str) -> Iterator[str]:
-    port = free_port()
-    env = {"DM_URL": dm_url, "GATEWAY_PORT": str(port), "LOG_LEVEL": "warning", **UNLIMITED}
-    with child([sys.executable, "-m", "gateway"], env):
-        wait_http(f"http://127.0.0.1:{port}/readyz", timeout_s=120)
-        yield f"ws://127.0.0.1:{port}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--callers", type=int, nargs="+", default=[1, 2, 4, 8, 16])
@@ -211,7 +183,7 @@ def main() -> None:
         redis() as redis_url,
         llm_local() as llm_url,
         dm(redis_url, llm_url, **env) as dm_url,
-        gateway(dm_url) as url,
+        gateway(dm_url) as (url, _),
     ):
         print(HEADER)
         for callers in args.callers:

@@ -102,3 +102,32 @@ def floor_app(redis_url: str) -> Iterator[str]:
     with child(args, {"REDIS_URL": redis_url}):
         wait_http(f"http://127.0.0.1:{port}/healthz")
         yield f"http://127.0.0.1:{port}"
+
+
+# Benchmarks measure the gateway, not its limiter: limits far above any load here.
+UNLIMITED = {
+    "GATEWAY_KEY_RATE": "1000000",
+    "GATEWAY_KEY_BURST": "1000000",
+    "GATEWAY_CALL_RATE": "1000000",
+    "GATEWAY_CALL_BURST": "1000000",
+}
+
+
+@contextmanager
+def llm_local() -> Iterator[str]:
+    """llm-local on its embedded model; yields its OpenAI base URL (…/v1)."""
+    port = free_port()
+    env = {"LLM_PORT": str(port), "LLM_BACKEND": "embedded", "LOG_LEVEL": "warning"}
+    with child([sys.executable, "-m", "llm_local"], env):
+        wait_http(f"http://127.0.0.1:{port}/health", timeout_s=600)
+        yield f"http://127.0.0.1:{port}/v1"
+
+
+@contextmanager
+def gateway(dm_url: str) -> Iterator[tuple[str, int]]:
+    """`python -m gateway` in front of `dm_url`; yields its ws:// base URL and its pid."""
+    port = free_port()
+    env = {"DM_URL": dm_url, "GATEWAY_PORT": str(port), "LOG_LEVEL": "warning", **UNLIMITED}
+    with child([sys.executable, "-m", "gateway"], env) as process:
+        wait_http(f"http://127.0.0.1:{port}/readyz")
+        yield f"ws://127.0.0.1:{port}", process.pid

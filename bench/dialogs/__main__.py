@@ -27,23 +27,13 @@ import httpx
 from bench.dialogs.corpus import CORPUS_DIR, CORPUS_TODAY, Dialog, load_corpus
 from bench.dialogs.play import play
 from bench.dialogs.score import TARGETS, DialogScore, failures, report, score_dialog
-from bench.processes import child, dm, instant_llm, machine, redis, wait_http
-from voicectl.redis_server import free_port
-
-
-@contextlib.contextmanager
-def embedded_llm() -> Iterator[str]:
-    port = free_port()
-    env = {"LLM_BACKEND": "embedded", "LLM_PORT": str(port), "LOG_LEVEL": "warning"}
-    with child([sys.executable, "-m", "llm_local"], env):
-        wait_http(f"http://127.0.0.1:{port}/health", timeout_s=600)
-        yield f"http://127.0.0.1:{port}/v1"
+from bench.processes import dm, instant_llm, llm_local, machine, redis
 
 
 @contextlib.contextmanager
 def llm_service(kind: str) -> Iterator[str]:
     if kind == "embedded":
-        with embedded_llm() as url:
+        with llm_local() as url:
             yield url
     elif kind == "instant":
         with instant_llm() as url:

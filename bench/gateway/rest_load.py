@@ -16,8 +16,8 @@ import time
 
 import aiohttp
 
-from bench.gateway.ws_load import cpu_seconds, gateway, stub_dm
-from bench.processes import machine, percentile
+from bench.gateway.ws_load import cpu_seconds, stub_dm
+from bench.processes import gateway, machine, percentile
 
 
 async def worker(

@@ -35,7 +35,16 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from bench.processes import child, instant_llm, machine, percentile, redis, wait_http
+from bench.processes import (
+    child,
+    gateway,
+    instant_llm,
+    llm_local,
+    machine,
+    percentile,
+    redis,
+    wait_http,
+)
 from voicectl.redis_server import free_port
 
 RECV_TIMEOUT_S = 30.0
@@ -48,13 +57,6 @@ CALLER_LINES = [
     "Завтра",
     "В три часа дня",
 ]
-# The bench measures the gateway, not its limiter: limits far above any load here.
-UNLIMITED = {
-    "GATEWAY_KEY_RATE": "1000000",
-    "GATEWAY_KEY_BURST": "1000000",
-    "GATEWAY_CALL_RATE": "1000000",
-    "GATEWAY_CALL_BURST": "1000000",
-}
 
 
 @dataclass
@@ -232,16 +234,6 @@ async def load(
 
 
 @contextmanager
-def gateway(dm_url: str) -> Iterator[tuple[str, int]]:
-    """`python -m gateway` in front of `dm_url`; yields its ws:// base URL and its pid."""
-    port = free_port()
-    env = {"DM_URL": dm_url, "GATEWAY_PORT": str(port), "LOG_LEVEL": "warning", **UNLIMITED}
-    with child([sys.executable, "-m", "gateway"], env) as process:
-        wait_http(f"http://127.0.0.1:{port}/readyz")
-        yield f"ws://127.0.0.1:{port}", process.pid
-
-
-@contextmanager
 def dm_service(redis_url: str, llm_url: str) -> Iterator[tuple[str, int]]:
     """`python -m dm`; yields its URL and its pid."""
     port = free_port()
@@ -262,16 +254,6 @@ def stub_dm() -> Iterator[str]:
     with child([sys.executable, "-m", "bench.gateway.stub_dm", str(port)]):
         wait_http(f"http://127.0.0.1:{port}/healthz")
         yield f"http://127.0.0.1:{port}"
-
-
-@contextmanager
-def llm_local() -> Iterator[str]:
-    """llm-local on its embedded model; yields its OpenAI base URL (…/v1)."""
-    port = free_port()
-    env = {"LLM_PORT": str(port), "LLM_BACKEND": "embedded", "LOG_LEVEL": "warning"}
-    with child([sys.executable, "-m", "llm_local"], env):
-        wait_http(f"http://127.0.0.1:{port}/health", timeout_s=300)
-        yield f"http://127.0.0.1:{port}/v1"
 
 
 def row(title: str, r: Results) -> str:
