@@ -75,7 +75,7 @@ from llm_local.backends.base import (
 )
 from llm_local.backends.proxy import redact_url
 from llm_local.backends.registry import build_backend
-from llm_local.errors import ApiError, OpenAIBodySizeLimit, install_error_handlers
+from llm_local.errors import OpenAIBodySizeLimit, install_error_handlers
 from llm_local.metrics import LlmMetrics, RequestCounter
 from llm_local.settings import LlmSettings
 from llm_local.streaming import (
@@ -85,6 +85,7 @@ from llm_local.streaming import (
     Renderer,
     close_stream,
 )
+from svckit.errors import ApiError
 from svckit.metrics import metrics_response
 
 log = structlog.get_logger(__name__)

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from llm_local.errors import ApiError
 from llm_local.settings import LlmSettings
+from svckit.errors import ApiError
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 

@@ -8,9 +8,7 @@ typed error for each of them instead of failing to parse the body.
 from __future__ import annotations
 
 import math
-from typing import Any
 
-import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,55 +17,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from llm_local.backends.base import BackendError
-from svckit.errors import STATUS_CODES, BodySizeLimit, describe_validation_error
+from svckit.errors import (
+    STATUS_CODES,
+    ApiError,
+    BodySizeLimit,
+    describe_validation_error,
+    error_response,
+)
 
 log = structlog.get_logger(__name__)
 
 # Seconds a client should wait before retrying when the backend gave no hint.
 DEFAULT_RETRY_AFTER_S = {429: 1.0, 503: 5.0}
-
-
-class ApiError(Exception):
-    """An error raised by the API layer itself (auth, headers, unsupported fields)."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        type_: str = "invalid_request_error",
-        param: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.type = type_
-        self.param = param
-        self.headers = headers
-
-
-def error_body(message: str, type_: str, code: str, param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
-
-
-def error_response(
-    status: int,
-    message: str,
-    *,
-    type_: str,
-    code: str,
-    param: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    return Response(
-        orjson.dumps(error_body(message, type_, code, param)),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
 
 
 def retry_after_headers(status: int, retry_after: float | None) -> dict[str, str] | None:
@@ -81,10 +42,11 @@ def retry_after_headers(status: int, retry_after: float | None) -> dict[str, str
 def backend_error_response(exc: BackendError) -> Response:
     return error_response(
         exc.status,
+        exc.code,
         exc.message,
+        retry_after_headers(exc.status, exc.retry_after),
+        shape="openai",
         type_=exc.type,
-        code=exc.code,
-        headers=retry_after_headers(exc.status, exc.retry_after),
     )
 
 
@@ -93,11 +55,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _api_error(_request: Request, exc: ApiError) -> Response:
         return error_response(
             exc.status,
+            exc.code,
             exc.message,
+            exc.headers,
+            shape="openai",
             type_=exc.type,
-            code=exc.code,
             param=exc.param,
-            headers=exc.headers,
         )
 
     @app.exception_handler(BackendError)
@@ -110,9 +73,7 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         loc = errors[0].get("loc", ()) if errors else ()
         param = ".".join(str(part) for part in loc if part != "body") or None
-        return error_response(
-            status, message, type_="invalid_request_error", code=code, param=param
-        )
+        return error_response(status, code, message, shape="openai", param=param)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
@@ -120,12 +81,14 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else code
         type_ = "server_error" if exc.status_code >= 500 else "invalid_request_error"
         headers = dict(exc.headers) if exc.headers else None
-        return error_response(exc.status_code, message, type_=type_, code=code, headers=headers)
+        return error_response(exc.status_code, code, message, headers, shape="openai", type_=type_)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> Response:
         log.error("unhandled_error", error_type=type(exc).__name__, exc_info=exc)
-        return error_response(500, "internal error", type_="server_error", code="internal_error")
+        return error_response(
+            500, "internal_error", "internal error", shape="openai", type_="server_error"
+        )
 
 
 class OpenAIBodySizeLimit(BodySizeLimit):
@@ -133,9 +96,6 @@ class OpenAIBodySizeLimit(BodySizeLimit):
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(
-            413,
-            f"request body is over {self.max_bytes} bytes",
-            type_="invalid_request_error",
-            code="too_large",
+            413, "too_large", f"request body is over {self.max_bytes} bytes", shape="openai"
         )
         await response(scope, receive, send)

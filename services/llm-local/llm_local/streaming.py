@@ -30,8 +30,9 @@ from llm_local.api_models import (
     Usage,
 )
 from llm_local.backends.base import BackendError, DeadlineExceeded, Finished, StreamEvent, TextDelta
-from llm_local.errors import backend_error_response, error_body
+from llm_local.errors import backend_error_response
 from llm_local.metrics import GenerationWatch
+from svckit.errors import error_body
 
 log = structlog.get_logger(__name__)
 
@@ -261,13 +262,16 @@ class GenerationResponse(Response):
                 chunks.append(renderer.usage_chunk(event))
         except BackendError as exc:
             self._watch.failed(exc)
-            chunks.append(sse(error_body(exc.message, exc.type, exc.code)))
+            chunks.append(sse(error_body(exc.code, exc.message, shape="openai", type_=exc.type)))
         except OSError:
             raise  # the client went away (servers of ASGI spec 2.4 say so on send)
         except Exception as exc:
             log.error("stream_failed", error_type=type(exc).__name__, exc_info=exc)
             self._watch.failed(BackendError("internal error"))
-            chunks.append(sse(error_body("internal error", "server_error", "internal_error")))
+            body = error_body(
+                "internal_error", "internal error", shape="openai", type_="server_error"
+            )
+            chunks.append(sse(body))
         chunks.append(SSE_DONE)
         await _send_chunk(send, b"".join(chunks))
         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -7,7 +7,7 @@ are rewritten into that shape too, so a client parses one format.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import structlog
@@ -35,31 +35,60 @@ STATUS_CODES = {
 }
 
 
+# The contract's `{"error": {"code", "message"}}`, or OpenAI's
+# `{"error": {"message", "type", "param", "code"}}` (llm-local, for the OpenAI SDKs).
+ErrorShape = Literal["contract", "openai"]
+
+
 class ApiError(Exception):
-    """An answer in the contract's error shape; raise it from any handler."""
+    """An answer in the error shape; raise it from any handler. `type_` and `param` are
+    OpenAI's fields, for the services that answer in its shape."""
 
     def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        *,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers
+        self.type = type_
+        self.param = param
 
 
-def error_body(code: str, message: str) -> dict[str, Any]:
+def error_body(
+    code: str,
+    message: str,
+    *,
+    shape: ErrorShape = "contract",
+    type_: str = "invalid_request_error",
+    param: str | None = None,
+) -> dict[str, Any]:
+    if shape == "openai":
+        return {"error": {"message": message, "type": type_, "param": param, "code": code}}
     return {"error": {"code": code, "message": message}}
 
 
 def error_response(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    shape: ErrorShape = "contract",
+    type_: str = "invalid_request_error",
+    param: str | None = None,
 ) -> Response:
+    body = error_body(code, message, shape=shape, type_=type_, param=param)
     return Response(
-        orjson.dumps(error_body(code, message)),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
     )
 
 
