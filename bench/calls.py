@@ -2,7 +2,7 @@
 embedded model; what a caller hears and when.
 
     .venv/bin/python -m bench.calls                          # N = 1 2 4 8 16, booking
-    .venv/bin/python -m bench.calls --callers 1 --flow interview_python_dev
+    .venv/bin/python -m bench.calls --callers 1 --flow interview_python_dev --reply-mode generate
     .venv/bin/python -m bench.calls --rules off --callers 1 4   # every turn through the LLM
     .venv/bin/python -m bench.calls --no-partials            # no user.partial before a final
 
@@ -166,6 +166,7 @@ def main() -> None:
     parser.add_argument("--callers", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--flow", default="booking_mri")
     parser.add_argument("--rules", choices=["on", "off"], default="on")
+    parser.add_argument("--reply-mode", default="", help="DM_REPLY_MODE, e.g. generate")
     parser.add_argument("--seconds", type=float, default=90.0, help="per level")
     parser.add_argument("--think-s", type=float, default=1.0)
     parser.add_argument("--speech-ms", type=float, default=400.0)
@@ -175,10 +176,13 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(
         f"{args.flow}, {len(dialogs)} corpus dialogs, rules {args.rules}, "
+        f"replies {args.reply_mode or 'as the flow says'}, "
         f"partials {'on' if args.partials else 'off'}, think {args.think_s} s, "
         f"{args.seconds:.0f} s per level"
     )
     env = {"DM_TODAY": CORPUS_TODAY.isoformat(), "DM_RULES": args.rules}
+    if args.reply_mode:
+        env["DM_REPLY_MODE"] = args.reply_mode
     with (
         redis() as redis_url,
         llm_local() as llm_url,
