@@ -103,8 +103,14 @@ def _grounded_value(flow: Flow, name: str, proposed: Any, reading: Reading, node
     spec = flow.slots[name]
     if name not in node.collects or name in reading.values or proposed is None:
         return None
-    if spec.type == "enum":
-        return proposed if isinstance(proposed, str) and proposed in spec.values else None
+    if spec.type in ("enum", "boolean"):
+        # A choice the caller's words do not name is a guess (the words were read for
+        # every value's synonyms already): asked "how much is it?", a small model names
+        # an exam anyway.
+        return None
+    cues = reading.cues
+    if spec.type == "name" and (cues.question or cues.refusal or cues.person):
+        return None
     if spec.type == "integer":
         ok = isinstance(proposed, int) and not isinstance(proposed, bool)
         return proposed if ok and str(proposed) in reading.text else None

@@ -109,6 +109,7 @@ _STOP_WORDS = word_set(
     why where when which can could should need needs wanted get got go going do does did
     have has had know think hear hold wait repeat again said say says tell told help
     hello's there's that's thats what's whats let lets see ok's calling about regarding doctor
+    id i'd ive i've ill i'll youre you're dont don't cant can't wont won't
     mobile cell cellphone landline number's email
     тогда ладно давайте подождите подождите секунду секундочку минутку сейчас щас
     спросили спрашиваете записывайте пишите диктую запишите мобильный
