@@ -171,9 +171,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: Any) -> Iterat
 
 def fuzz(target: Target, base_url: str, total: int) -> Run:
     """At least `total` generated requests, spread over the operations that take input."""
-    document = target.complete(
-        httpx.get(f"{base_url}/openapi.json", headers=target.headers).json()
-    )
+    document = target.complete(httpx.get(f"{base_url}/openapi.json", headers=target.headers).json())
     schema = schemathesis.openapi.from_dict(document)
     operations = [result.ok() for result in schema.get_all_operations()]
     with_input = sum(1 for op in operations if takes_input(op.definition.raw))
