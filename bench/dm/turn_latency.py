@@ -78,6 +78,17 @@ class Connection:
         return status, json.loads(payload)
 
 
+# One Russian booking, a line per step; a caller that finishes starts a new call.
+BOOKING = [
+    "Меня зовут Мария Иванова",
+    "+7 916 123-45-67",
+    "МРТ колена",
+    "завтра",
+    "в три часа дня",
+    "да, всё верно",
+]
+
+
 @dataclass
 class Samples:
     added_ms: list[float] = field(default_factory=list)
@@ -85,29 +96,51 @@ class Samples:
     dm_total_ms: list[float] = field(default_factory=list)
     errors: int = 0
     turns: int = 0
+    by_rules: int = 0
+
+
+class BookingCaller:
+    """Books over and over on one connection: a new call when the last one ended."""
+
+    def __init__(self, conn: Connection, name: str) -> None:
+        self.conn = conn
+        self.name = name
+        self.calls = 0
+        self.call_id: str | None = None
+        self.step = 0
+
+    async def turn(self) -> tuple[int, dict[str, object], float]:
+        """One caller line; returns the status, the TurnResult and the client's ms."""
+        if self.call_id is None:
+            self.calls += 1
+            self.call_id, self.step = f"{self.name}-{self.calls}", 0
+            body = {"flow": "booking_mri", "lang": "ru", "call_id": self.call_id}
+            status, _ = await self.conn.post("/v1/calls", body)
+            if status != 201:
+                self.call_id = None
+                return status, {}, 0.0
+        self.step += 1
+        text = BOOKING[(self.step - 1) % len(BOOKING)]
+        started = time.perf_counter()
+        status, result = await self.conn.post(
+            f"/v1/calls/{self.call_id}/turns", {"turn_id": f"t{self.step}", "text": text}
+        )
+        client_ms = (time.perf_counter() - started) * 1000
+        if status != 200 or result.get("done"):
+            self.call_id = None
+        return status, result, client_ms
 
 
 async def paced_call(
-    url: str, call_id: str, interval_s: float, until: float, record_after: float, out: Samples
+    url: str, name: str, interval_s: float, until: float, record_after: float, out: Samples
 ) -> None:
     conn = Connection(url)
     await conn.open()
+    caller = BookingCaller(conn, name)
     try:
-        status, _ = await conn.post(
-            "/v1/calls", {"flow": "booking_mri", "lang": "ru", "call_id": call_id}
-        )
-        if status != 201:
-            out.errors += 1
-            return
         await asyncio.sleep(random.uniform(0, interval_s))
-        number = 0
         while time.monotonic() < until:
-            number += 1
-            started = time.perf_counter()
-            status, result = await conn.post(
-                f"/v1/calls/{call_id}/turns", {"turn_id": f"t{number}", "text": "Меня зовут Мария"}
-            )
-            client_ms = (time.perf_counter() - started) * 1000
+            status, result, client_ms = await caller.turn()
             if time.monotonic() >= record_after:
                 out.turns += 1
                 if status != 200:
@@ -118,6 +151,7 @@ async def paced_call(
                     out.added_ms.append(timings["total_ms"] - timings["llm_ms"])
                     out.dm_total_ms.append(timings["total_ms"])
                     out.client_ms.append(client_ms)
+                    out.by_rules += result["understood_by"] == "rules"
             await asyncio.sleep(max(0.0, interval_s * random.uniform(0.9, 1.1) - client_ms / 1000))
     finally:
         await conn.close()
@@ -135,31 +169,23 @@ async def paced(url: str, calls: int, duration_s: float, interval_s: float = 1.0
     return out
 
 
-def saturate(url: str, connections: int, seconds: float, calls_each: int = 10) -> str:
+def saturate(url: str, connections: int, seconds: float) -> str:
     """Turns back to back on `connections` connections; returns a one-line summary."""
-    return asyncio.run(_saturate(url, connections, seconds, calls_each))
+    return asyncio.run(_saturate(url, connections, seconds))
 
 
-async def _saturate(url: str, connections: int, seconds: float, calls_each: int) -> str:
+async def _saturate(url: str, connections: int, seconds: float) -> str:
     latencies: list[float] = []
     failed = [0]
 
     async def connection(number: int, until: float) -> None:
         conn = Connection(url)
         await conn.open()
-        calls = [f"sat-{number}-{k}" for k in range(calls_each)]
-        for call_id in calls:
-            await conn.post("/v1/calls", {"flow": "booking_mri", "lang": "ru", "call_id": call_id})
-        turn = 0
+        caller = BookingCaller(conn, f"sat-{number}")
         while time.monotonic() < until:
-            call_id = calls[turn % calls_each]
-            started = time.perf_counter()
-            status, _ = await conn.post(
-                f"/v1/calls/{call_id}/turns", {"turn_id": f"t{turn}", "text": "Меня зовут Мария"}
-            )
-            latencies.append((time.perf_counter() - started) * 1000)
+            status, _, client_ms = await caller.turn()
+            latencies.append(client_ms)
             failed[0] += status != 200
-            turn += 1
         await conn.close()
 
     until = time.monotonic() + seconds
@@ -178,7 +204,8 @@ def report(title: str, samples: Samples) -> str:
         for values in (samples.added_ms, samples.client_ms)
         for share in (0.5, 0.99)
     ]
-    return f"| {title} | {samples.turns} | {samples.errors} | {' | '.join(cells)} |"
+    rules = f"{100 * samples.by_rules / max(1, samples.turns):.0f} %"
+    return f"| {title} | {samples.turns} | {samples.errors} | {rules} | {' | '.join(cells)} |"
 
 
 def main() -> None:
@@ -191,10 +218,10 @@ def main() -> None:
     print(f"machine: {machine()}")
     with redis() as redis_url, instant_llm() as llm_url, dm(redis_url, llm_url) as url:
         print(
-            "\n| paced load | turns | errors | dm-added p50 ms | dm-added p99 ms "
+            "\n| paced load | turns | errors | by rules | dm-added p50 ms | dm-added p99 ms "
             "| client p50 ms | client p99 ms |"
         )
-        print("|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|")
         for calls in args.calls:
             samples = asyncio.run(paced(url, calls, args.duration))
             print(report(f"{calls} calls, 1 turn/s each", samples), flush=True)
@@ -207,7 +234,8 @@ def main() -> None:
         redis() as redis_url,
         instant_llm(stall_s=60.0) as llm_url,
         # No warm-up: against an LLM that never answers it would hold readiness back.
-        dm(redis_url, llm_url, DM_LLM_WARM_UP="false") as url,
+        # Rules off: every turn waits for the stalling LLM.
+        dm(redis_url, llm_url, DM_LLM_WARM_UP="false", DM_RULES="off") as url,
     ):
         samples = asyncio.run(paced(url, args.stall_calls, 16.0, interval_s=6.0))
         deadline_ms = 5000.0
