@@ -132,5 +132,8 @@ async def test_an_interrupt_right_behind_its_turn_still_cancels_it_in_dm(
         push_slow_reply(stack)
         await call.send("user.final", turn_id="t1", text="Call me Alex.")
         await call.send("interrupt", turn_id="t1")
-        assert await call.recv() == {"type": "turn.cancelled", "turn_id": "t1"}
+        received = await call.recv_until("turn.cancelled")
+        assert received[-1] == {"type": "turn.cancelled", "turn_id": "t1"}
+        # dm's backchannel may overtake the interrupt at the gateway; no words of the reply can.
+        assert [m["type"] for m in received[:-1]] in ([], ["backchannel"])
         await assert_cancelled_end_to_end(stack, gateway, call, heard="", in_flight=True)
