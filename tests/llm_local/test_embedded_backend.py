@@ -16,7 +16,6 @@ import pytest
 from llm_local.backends.base import (
     BackendError,
     DeadlineExceeded,
-    Finished,
     GenerationRequest,
     InvalidRequest,
     Message,
@@ -31,6 +30,7 @@ from llm_local.embedded.backend import EmbeddedBackend
 from llm_local.embedded.model_file import ModelFileMissing
 from llm_local.embedded.validate import validate
 from llm_local.settings import LlmSettings
+from support.streams import collect
 
 pytestmark = pytest.mark.model
 
@@ -95,21 +95,6 @@ def chat(
         json_schema=schema,
         deadline=deadline,
     )
-
-
-async def collect(
-    backend: EmbeddedBackend, request: GenerationRequest
-) -> tuple[list[str], Finished]:
-    deltas: list[str] = []
-    finished: Finished | None = None
-    async for event in backend.stream(request):
-        assert finished is None, "nothing may follow Finished"
-        if isinstance(event, TextDelta):
-            deltas.append(event.text)
-        else:
-            finished = event
-    assert finished is not None
-    return deltas, finished
 
 
 async def wait_for(condition: Any, within_s: float = 10.0) -> None:

@@ -17,11 +17,11 @@ from llm_local.backends.base import (
     GenerationRequest,
     Message,
     SamplingParams,
-    TextDelta,
 )
 from llm_local.embedded.backend import EmbeddedBackend
 from llm_local.embedded.validate import validate
 from llm_local.settings import LlmSettings
+from support.streams import collect
 
 pytestmark = pytest.mark.model
 
@@ -93,15 +93,8 @@ async def answer(
         json_schema=schema,
         deadline=deadline,
     )
-    text: list[str] = []
-    finished: Finished | None = None
-    async for event in backend.stream(request):
-        if isinstance(event, TextDelta):
-            text.append(event.text)
-        else:
-            finished = event
-    assert finished is not None
-    return "".join(text), finished
+    deltas, finished = await collect(backend, request)
+    return "".join(deltas), finished
 
 
 def problem(text: str, schema: dict[str, Any]) -> str | None:

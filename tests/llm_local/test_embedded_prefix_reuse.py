@@ -18,11 +18,11 @@ from llm_local.backends.base import (
     Message,
     PrefixCacheStats,
     SamplingParams,
-    TextDelta,
 )
 from llm_local.embedded.backend import EmbeddedBackend
 from llm_local.embedded.prefix_cache import MIN_SHARED_TOKENS
 from llm_local.settings import LlmSettings
+from support.streams import collect
 
 pytestmark = pytest.mark.model
 
@@ -64,15 +64,8 @@ def completion(prompt: str, max_tokens: int = 2) -> GenerationRequest:
 
 
 async def answer(backend: EmbeddedBackend, request: GenerationRequest) -> tuple[str, Finished]:
-    text: list[str] = []
-    finished: Finished | None = None
-    async for event in backend.stream(request):
-        if isinstance(event, TextDelta):
-            text.append(event.text)
-        else:
-            finished = event
-    assert finished is not None
-    return "".join(text), finished
+    deltas, finished = await collect(backend, request)
+    return "".join(deltas), finished
 
 
 def cache_stats(backend: EmbeddedBackend) -> PrefixCacheStats:
