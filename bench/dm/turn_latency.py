@@ -114,7 +114,7 @@ class BookingCaller:
         if self.call_id is None:
             self.calls += 1
             self.call_id, self.step = f"{self.name}-{self.calls}", 0
-            body = {"flow": "booking_mri", "lang": "ru", "call_id": self.call_id}
+            body: dict[str, object] = {"flow": "booking_mri", "lang": "ru", "call_id": self.call_id}
             status, _ = await self.conn.post("/v1/calls", body)
             if status != 201:
                 self.call_id = None
