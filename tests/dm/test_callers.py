@@ -210,6 +210,27 @@ async def test_a_caller_who_is_never_understood_is_handed_over_not_looped(
     assert described["transfer_reason"] == "not_understood"
 
 
+@pytest.mark.parametrize(
+    ("lang", "said", "then", "slot", "value"),
+    [
+        ("ru", "алло? алло, вы меня слышите?", "да, Зинаида", "name", "Зинаида"),
+        ("en", "hello? can you hear me", "yeah hi its chris", "name", "Chris"),
+        ("en", "uh", "um irene", "name", "Irene"),
+    ],
+)
+async def test_a_line_check_gets_the_question_again_at_once(
+    client: httpx.AsyncClient, lang: str, said: str, then: str, slot: str, value: str
+) -> None:
+    call = await caller(client, lang)
+    result = await call.says(said)
+    assert result["next_node"] == "ask_name"
+    assert result["understood_by"] == "rules"  # nothing to read: no wait for the LLM
+    assert result["timings"]["llm_ms"] == 0
+    result = await call.says(then)
+    assert result["slots"][slot] == value
+    assert result["next_node"] == "ask_phone"
+
+
 async def test_a_time_outside_opening_hours_is_refused_with_the_reason(
     client: httpx.AsyncClient,
 ) -> None:

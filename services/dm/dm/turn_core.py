@@ -188,6 +188,8 @@ class TurnCore:
             # A step that collects nothing (an interview question) with scripted words: the
             # move is the graph's and the scoring the rubric's; an LLM call changes nothing.
             return not self.plan.generate
+        if cues.nothing_said:
+            return True  # nothing to read: the step's question again
         if not cues.plain or cues.words > RULES_MAX_WORDS or self.reading.refused:
             return False
         return all(name in self.reading.values for name in node.collects)

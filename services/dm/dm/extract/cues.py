@@ -121,6 +121,17 @@ _CORRECTION_WORDS = word_set(
 )
 _CORRECTION_PHRASES = ["то есть", "i mean", "make it", "scratch that", "а нет"]
 _NEGATIONS = word_set("нет не неа no not nope nah dont don't isnt isn't wrong")
+# Words that carry nothing for the step: a line checked or lost, a filler, a sound. An
+# utterance of only these ("алло?", "uh", "can you hear me", "шум") gets the step's
+# question again, with no LLM call: there is nothing in it to read.
+_NOTHING_SAID = word_set(
+    """
+    алло ало алле аллё алё слышите слышно слышу вы меня плохо связь прерывается
+    э ээ эээ эм мм ммм хм ну так сейчас секунду минуту шум что а
+    hello hallo hi hey can you hear me there are is anyone breaking up cutting out youre re
+    uh um er erm hmm hm mm mmm huh what sorry pardon noise
+    """
+)
 _LAST_DIGITS = re.compile(
     r"(?:последн\w*|конце|заканчивается|last|ends?\s+(?:in|with))\D{0,40}?((?:\d[\s-]?){1,4})\b"
 )
@@ -134,6 +145,7 @@ class Cues:
     correction: bool = False  # a repair or correction word ("нет", "actually", "то есть")
     negation: bool = False
     words: int = 0  # how many words were said
+    nothing_said: bool = False  # only fillers, sounds and line checks ("алло?", "uh")
     last_digits: str = ""  # "the last digits are 68": digits replacing a number's tail
 
     @property
@@ -155,6 +167,7 @@ def read_cues(text: str) -> Cues:
         or _has_phrase(joined, _CORRECTION_PHRASES),
         negation=any(w in _NEGATIONS for w in words),
         words=len(words),
+        nothing_said=all(w in _NOTHING_SAID for w in words),
         last_digits=re.sub(r"\D", "", digits.group(1)) if digits else "",
     )
 
