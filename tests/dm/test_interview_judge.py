@@ -9,7 +9,7 @@ import pytest
 
 from dm.flows import load_flow
 from dm.flows.loader import BUILTIN_DIR
-from dm.interview.judge import JUDGE_SCHEMA, judge_messages, judge_schema, parse_judgement
+from dm.interview.judge import judge_messages, judge_schema, parse_judgement
 from dm.interview.screening import question_text
 
 FLOW = load_flow(BUILTIN_DIR / "interview_python_dev.yaml")
@@ -41,8 +41,9 @@ def test_the_request_carries_the_rubric_the_flags_and_the_answer_as_data() -> No
 
 
 def test_the_schema_asks_for_a_score_quotes_and_flags_with_quotes() -> None:
-    properties = JUDGE_SCHEMA["properties"]
-    assert set(JUDGE_SCHEMA["required"]) == {"answered", "score", "evidence", "red_flags"}
+    schema = judge_schema()
+    properties = schema["properties"]
+    assert set(schema["required"]) == {"answered", "score", "evidence", "red_flags"}
     assert properties["score"]["enum"] == [0, 1, 2, 3, 4, 5]
     assert properties["evidence"]["items"]["type"] == "string"
     assert set(properties["red_flags"]["items"]["required"]) == {"flag", "quote"}

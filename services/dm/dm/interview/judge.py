@@ -70,9 +70,6 @@ def judge_schema(allowed_flags: Sequence[str] | None = None) -> dict[str, Any]:
     }
 
 
-JUDGE_SCHEMA: dict[str, Any] = judge_schema()
-
-
 def judge_messages(
     question: str, rubric: Rubric, allowed_flags: Mapping[str, str], answer: str, lang: str
 ) -> list[dict[str, str]]:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from llm_local.backends.base import BackendError, PrefillResult, SamplingParams, StreamEvent
@@ -26,7 +25,6 @@ class Job:
     grammar: str | None = None  # GBNF text
     schema: dict[str, Any] | None = None  # the normalised schema the grammar enforces
     deadline: float | None = None  # time.monotonic()
-    submitted_at: float = field(default_factory=time.monotonic)
     # Set by the consumer when it stops listening; the decode thread drops the job.
     cancelled: bool = False
 
