@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -10,6 +11,9 @@ from importlib import util
 from pathlib import Path
 
 import redis
+
+# Ports for loopback servers of tests and benchmarks start here (below the ephemeral range).
+PRIVATE_PORTS_FROM = 20000
 
 
 class RedisNotFound(RuntimeError):
@@ -36,10 +40,27 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port free on 127.0.0.1 for a server about to start, picked below the kernel's
+    ephemeral range: a port from bind(0) is an ephemeral one, and under load an outgoing
+    connection can take it as its source port before the server binds it (EADDRINUSE)."""
+    ephemeral_low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(PRIVATE_PORTS_FROM, ephemeral_low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {PRIVATE_PORTS_FROM}-{ephemeral_low - 1}")
+
+
+def _ephemeral_low() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    return max(low, PRIVATE_PORTS_FROM + 1000)
 
 
 class RedisProcess:
