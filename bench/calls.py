@@ -8,10 +8,11 @@ embedded model; what a caller hears and when.
 
 Redis, llm-local (embedded SmolLM2), dm and the gateway run as processes on loopback; this
 process is N pipelines, each a `websockets` client playing corpus dialogs one after
-another for `--seconds`. A caller speaks like a person on a phone: it sends the first
-half of each line as `user.partial` (ASR's interim text) `--speech-ms` before the
-`user.final`, waits for the turn to end, then pauses `--think-s` (the reply is spoken,
-the caller thinks) before the next line.
+another for `--seconds`. A caller speaks like a person on a phone: a line takes
+`--word-ms` per word to say, and as each word is said the words so far go out as
+`user.partial` (ASR's interim text; the gateway forwards at most one per 250 ms); then
+the `user.final`. It waits for the turn to end, then pauses `--think-s` (the reply is
+spoken, the caller thinks) before the next line.
 
 Per turn, from sending `user.final`: first words (the first `reply.delta`), the turn's
 end (`turn.done`); per run: fallbacks, the share of turns decided by rules, and errors.
@@ -108,10 +109,12 @@ class Caller:
             self.results.calls += 1
 
     async def _turn(self, ws: ClientConnection, turn_id: str, text: str) -> dict[str, Any] | None:
-        if self.args.partials:
-            words = text.split()
-            await _send(ws, "user.partial", text=" ".join(words[: max(1, len(words) // 2)]))
-            await asyncio.sleep(self.args.speech_ms / 1000)
+        words = text.split()
+        for said in range(1, len(words) + 1):
+            # The caller is saying the line; ASR hands over the words so far as they come.
+            await asyncio.sleep(self.args.word_ms / 1000)
+            if self.args.partials and said < len(words):
+                await _send(ws, "user.partial", text=" ".join(words[:said]))
         sent = time.perf_counter()
         await _send(ws, "user.final", turn_id=turn_id, text=text)
         first_words = None
@@ -169,7 +172,9 @@ def main() -> None:
     parser.add_argument("--reply-mode", default="", help="DM_REPLY_MODE, e.g. generate")
     parser.add_argument("--seconds", type=float, default=90.0, help="per level")
     parser.add_argument("--think-s", type=float, default=1.0)
-    parser.add_argument("--speech-ms", type=float, default=400.0)
+    parser.add_argument(
+        "--word-ms", type=float, default=350.0, help="speaking time per word (~170 words/min)"
+    )
     parser.add_argument("--no-partials", dest="partials", action="store_false")
     args = parser.parse_args()
     dialogs = load_corpus(flow=args.flow)
@@ -177,7 +182,8 @@ def main() -> None:
     print(
         f"{args.flow}, {len(dialogs)} corpus dialogs, rules {args.rules}, "
         f"replies {args.reply_mode or 'as the flow says'}, "
-        f"partials {'on' if args.partials else 'off'}, think {args.think_s} s, "
+        f"partials {'on' if args.partials else 'off'}, {args.word_ms:.0f} ms a word, "
+        f"think {args.think_s} s, "
         f"{args.seconds:.0f} s per level"
     )
     env = {"DM_TODAY": CORPUS_TODAY.isoformat(), "DM_RULES": args.rules}
