@@ -210,6 +210,12 @@ async def test_a_caller_who_is_never_understood_is_handed_over_not_looped(
     assert described["transfer_reason"] == "not_understood"
 
 
+ASKED_NAME_AGAIN = {
+    "ru": "Простите, не расслышала. Назовите, пожалуйста, ваше имя.",
+    "en": "Sorry, I did not catch that. Could you tell me your name?",
+}
+
+
 @pytest.mark.parametrize(
     ("lang", "said", "then", "slot", "value"),
     [
@@ -226,6 +232,7 @@ async def test_a_line_check_gets_the_question_again_at_once(
     assert result["next_node"] == "ask_name"
     assert result["understood_by"] == "rules"  # nothing to read: no wait for the LLM
     assert result["timings"]["llm_ms"] == 0
+    assert result["reply"] == ASKED_NAME_AGAIN[lang]  # the question again, no answer to "алло?"
     result = await call.says(then)
     assert result["slots"][slot] == value
     assert result["next_node"] == "ask_phone"

@@ -159,15 +159,17 @@ def read_cues(text: str) -> Cues:
     words = tokenize(normalized).words
     joined = " " + " ".join(words) + " "
     digits = _LAST_DIGITS.search(normalized)
+    nothing_said = all(w in _NOTHING_SAID for w in words)
     return Cues(
         person=_asks_for_a_person(words, joined),
-        question="?" in text or _is_question(words),
+        # "алло?", "can you hear me?" check the line; they ask for no answer but the question.
+        question=not nothing_said and ("?" in text or _is_question(words)),
         refusal=_has_phrase(joined, _REFUSAL_PHRASES),
         correction=any(w in _CORRECTION_WORDS for w in words)
         or _has_phrase(joined, _CORRECTION_PHRASES),
         negation=any(w in _NEGATIONS for w in words),
         words=len(words),
-        nothing_said=all(w in _NOTHING_SAID for w in words),
+        nothing_said=nothing_said,
         last_digits=re.sub(r"\D", "", digits.group(1)) if digits else "",
     )
 
