@@ -7,7 +7,7 @@
     .venv/bin/python -m bench.dialogs --url http://127.0.0.1:8080   # a running stack
                                                            # (started with DM_TODAY=2027-03-10)
     ... --only ru-phone --failures                         # some dialogs; print each failure
-    ... --corpus bench/dialogs/heldout2                    # the sealed held-out set
+    ... --corpus bench/dialogs/heldout3                    # the sealed held-out set
 
 One caller at a time. See bench/dialogs/README.md for the corpus and how it is played.
 """
