@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from llama_cpp.llama_grammar import SchemaConverter
 
 from llm_local.backends.base import SchemaUnsupported
+from llm_local.embedded.validate import follow_refs
 
 Schema = dict[str, Any]
 
@@ -216,7 +217,7 @@ class _Normaliser:
         """The grammar cannot forbid a value matching two branches: they must not overlap."""
         seen: list[tuple[frozenset[str], frozenset[str] | None]] = []
         for branch in branches:
-            resolved = self._resolve(branch)
+            resolved = follow_refs(branch, self._root)
             values = resolved.get("enum", [resolved["const"]] if "const" in resolved else None)
             if values is not None:
                 kinds = frozenset(_kind(v) for v in values)
@@ -234,14 +235,6 @@ class _Normaliser:
                 if overlap:
                     raise _unsupported("oneOf", path, "branches can match the same value")
             seen.append((kinds, canon))
-
-    def _resolve(self, schema: Schema) -> Schema:
-        while "$ref" in schema:
-            target: Any = self._root
-            for part in [p for p in str(schema["$ref"])[1:].split("/") if p]:
-                target = target[part]
-            schema = target
-        return schema
 
     def _type_list(self, node: Schema, types: list[Any], path: str) -> Schema:
         if not types or any(t not in TYPES for t in types):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_local.embedded.pattern_close import FORMAT_PATTERNS, pattern_completion
+from llm_local.embedded.validate import follow_refs
 
 Schema = dict[str, Any]
 
@@ -81,20 +82,12 @@ class _Reader:
             at += 1
         return at
 
-    def resolve(self, schema: Schema) -> Schema:
-        while "$ref" in schema:
-            target: Any = self.root
-            for part in [p for p in str(schema["$ref"])[1:].split("/") if p]:
-                target = target[part]
-            schema = target
-        return schema
-
     # --- the cheapest whole value -------------------------------------------------
 
     def cheapest(self, schema: Schema, depth: int = 0) -> str:
         if depth > _MAX_DEPTH:
             raise _Unclosable("no finite value")
-        schema = self.resolve(schema)
+        schema = follow_refs(schema, self.root)
         branches = schema.get("anyOf") or schema.get("oneOf")
         if branches:
             options = [self.cheapest(b, depth + 1) for b in branches]
@@ -163,7 +156,7 @@ class _Reader:
 
     def value(self, schema: Schema, at: int, depth: int = 0) -> Iterator[_Outcome]:
         at = self.skip(at)
-        schema = self.resolve(schema)
+        schema = follow_refs(schema, self.root)
         if at == len(self.text):
             yield _Open(self.cheapest(schema, depth))
             return

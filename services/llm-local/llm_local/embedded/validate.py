@@ -34,16 +34,23 @@ def _same(a: Any, b: Any) -> bool:
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
+def follow_refs(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """The schema a chain of local `$ref`s ("#/$defs/x") leads to from `schema`."""
+    while "$ref" in schema:
+        target: Any = root
+        for part in [p for p in str(schema["$ref"])[1:].split("/") if p]:
+            target = target[part]
+        schema = target
+    return schema
+
+
 def validate(
     instance: Any, schema: dict[str, Any], root: dict[str, Any] | None = None
 ) -> str | None:
     """The first way `instance` fails `schema`, or None when it is valid."""
     root = schema if root is None else root
     if "$ref" in schema:
-        target: Any = root
-        for part in [p for p in str(schema["$ref"])[1:].split("/") if p]:
-            target = target[part]
-        return validate(instance, target, root)
+        return validate(instance, follow_refs(schema, root), root)
     if "anyOf" in schema and all(validate(instance, s, root) for s in schema["anyOf"]):
         return "matches no anyOf branch"
     if "oneOf" in schema and sum(validate(instance, s, root) is None for s in schema["oneOf"]) != 1:
