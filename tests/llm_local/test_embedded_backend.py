@@ -30,7 +30,7 @@ from llm_local.embedded.backend import EmbeddedBackend
 from llm_local.embedded.model_file import ModelFileMissing
 from llm_local.embedded.validate import validate
 from llm_local.settings import LlmSettings
-from support.streams import collect
+from support.backends import collect, wait_for
 
 pytestmark = pytest.mark.model
 
@@ -95,13 +95,6 @@ def chat(
         json_schema=schema,
         deadline=deadline,
     )
-
-
-async def wait_for(condition: Any, within_s: float = 10.0) -> None:
-    end = time.monotonic() + within_s
-    while not condition():
-        assert time.monotonic() < end, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_chat_generation(backend: EmbeddedBackend) -> None:

@@ -21,7 +21,7 @@ from llm_local.backends.base import (
 from llm_local.embedded.backend import EmbeddedBackend
 from llm_local.embedded.validate import validate
 from llm_local.settings import LlmSettings
-from support.streams import collect
+from support.backends import collect
 
 pytestmark = pytest.mark.model
 

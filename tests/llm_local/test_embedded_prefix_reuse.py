@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -22,7 +21,7 @@ from llm_local.backends.base import (
 from llm_local.embedded.backend import EmbeddedBackend
 from llm_local.embedded.prefix_cache import MIN_SHARED_TOKENS
 from llm_local.settings import LlmSettings
-from support.streams import collect
+from support.backends import collect, wait_for
 
 pytestmark = pytest.mark.model
 
@@ -72,13 +71,6 @@ def cache_stats(backend: EmbeddedBackend) -> PrefixCacheStats:
     stats = backend.stats().prefix_cache
     assert stats is not None
     return stats
-
-
-async def wait_for(condition: Any, within_s: float = 20.0) -> None:
-    end = time.monotonic() + within_s
-    while not condition():
-        assert time.monotonic() < end, "condition not reached in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_a_repeated_prompt_decodes_only_its_last_token(backend: EmbeddedBackend) -> None:
@@ -157,7 +149,9 @@ async def test_a_prefilled_prompt_serves_a_request_that_starts_like_it(
     assert prefilled.queued
     assert prefilled.prefilled_tokens == prefilled.prompt_tokens - prefilled.cached_tokens > 0
     # Done once the whole prompt is decoded: asking again queues nothing.
-    await wait_for(lambda: backend.stats().extra["prefill_tokens"] >= prefilled.prefilled_tokens)
+    await wait_for(
+        lambda: backend.stats().extra["prefill_tokens"] >= prefilled.prefilled_tokens, within_s=20.0
+    )
     done = await backend.prefill(partial)
     assert (done.cached_tokens, done.queued) == (done.prompt_tokens, False)
 
@@ -211,8 +205,8 @@ async def test_a_prefill_of_the_same_conversation_replaces_the_one_in_progress(
     assert second.queued
     assert second.prompt_tokens > first.prompt_tokens
     assert after.get("coalesced", 0) == before.get("coalesced", 0) + 1
-    await wait_for(lambda: backend.stats().extra["prefill_tokens"] > 0)
-    await wait_for(lambda: backend.stats().active == 0)
+    await wait_for(lambda: backend.stats().extra["prefill_tokens"] > 0, within_s=20.0)
+    await wait_for(lambda: backend.stats().active == 0, within_s=20.0)
 
 
 async def test_prefill_is_refused_while_requests_wait_for_a_sequence(
@@ -223,7 +217,7 @@ async def test_prefill_is_refused_while_requests_wait_for_a_sequence(
         for i in range(6)
     ]
     firsts = [asyncio.ensure_future(anext(s)) for s in streams]
-    await wait_for(lambda: backend.stats().queue_depth == 2)
+    await wait_for(lambda: backend.stats().queue_depth == 2, within_s=20.0)
 
     refused = await backend.prefill((Message("user", "Something new to prefill, " * 3),))
 
@@ -234,4 +228,6 @@ async def test_prefill_is_refused_while_requests_wait_for_a_sequence(
         await stream.aclose()
     assert not refused.queued
     assert refused.prefilled_tokens == 0
-    await wait_for(lambda: backend.stats().active == 0 and backend.stats().queue_depth == 0)
+    await wait_for(
+        lambda: backend.stats().active == 0 and backend.stats().queue_depth == 0, within_s=20.0
+    )

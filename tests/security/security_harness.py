@@ -15,11 +15,16 @@ from pathlib import Path
 import httpx
 from starlette.types import ASGIApp
 
+from support.llm_upstreams import ScriptedEngine
 from support.servers import ServerThread
 from voicectl.redis_server import free_port
 
 START_TIMEOUT_S = 60.0
 SERVICE_PREFIXES = ("REDIS_", "LLM_", "DM_", "GATEWAY_")
+# The generated-input audits measure answers, not the gateway's limiter.
+UNLIMITED = {
+    f"GATEWAY_{name}": "1000000" for name in ("KEY_RATE", "KEY_BURST", "CALL_RATE", "CALL_BURST")
+}
 
 
 def clean_env(**values: str) -> dict[str, str]:
@@ -166,4 +171,13 @@ def running_stack(
         llm_local.start(running.llm_url + "/health")
         dm.start(running.dm_url + "/healthz")
         gateway.start(running.gateway_url + "/healthz")
+        yield running
+
+
+@contextmanager
+def audited_stack(redis_url: str, log_dir: Path, keys: Keys) -> Iterator[Stack]:
+    """The stack with its limits lifted, in front of an upstream that serves every route
+    llm-local proxies (chat, completions, embeddings): for the generated-input audits."""
+    upstream = ScriptedEngine("openai").app()
+    with running_stack(redis_url, log_dir, upstream, keys, **UNLIMITED) as running:
         yield running

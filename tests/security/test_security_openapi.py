@@ -31,7 +31,7 @@ from schemathesis import Case, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import response_schema_conformance
-from security_harness import Keys, Stack, running_stack
+from security_harness import Keys, Stack, audited_stack
 
 from llm_local.api_models import (
     ChatCompletionRequest,
@@ -39,7 +39,6 @@ from llm_local.api_models import (
     EmbeddingRequest,
     PrefillRequest,
 )
-from support.llm_upstreams import ScriptedEngine
 
 CASES = int(os.environ.get("SECURITY_CASES", "300"))
 KEYS = Keys(
@@ -49,10 +48,6 @@ KEYS = Keys(
     upstream="up-" + secrets.token_hex(8),
 )
 CHECKS = [not_a_server_error, response_schema_conformance]
-# The run measures answers, not the limiter.
-UNLIMITED = {
-    f"GATEWAY_{name}": "1000000" for name in ("KEY_RATE", "KEY_BURST", "CALL_RATE", "CALL_BURST")
-}
 # llm-local's handlers parse their bodies themselves (JSON whatever the Content-Type),
 # so FastAPI leaves the bodies out of its document; they are its own request models.
 LLM_LOCAL_BODIES: dict[str, type[BaseModel]] = {
@@ -163,9 +158,7 @@ class Run:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: Any) -> Iterator[Stack]:
     log_dir = tmp_path_factory.mktemp("openapi")
-    # An upstream that serves every route llm-local proxies: chat, completions, embeddings.
-    upstream = ScriptedEngine("openai").app()
-    with running_stack(redis_server.url, log_dir, upstream, KEYS, **UNLIMITED) as running:
+    with audited_stack(redis_server.url, log_dir, KEYS) as running:
         yield running
 
 

@@ -24,17 +24,12 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from security_harness import Keys, Stack, running_stack
+from security_harness import Keys, Stack, audited_stack
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from support.llm_upstreams import ScriptedEngine
-
 SESSIONS = int(os.environ.get("SECURITY_WS_SESSIONS", "60"))
 KEYS = Keys(gateway="gw-" + secrets.token_hex(8), dm="dm-" + secrets.token_hex(8))
-UNLIMITED = {
-    f"GATEWAY_{name}": "1000000" for name in ("KEY_RATE", "KEY_BURST", "CALL_RATE", "CALL_BURST")
-}
 ANSWER_TIMEOUT_S = 10.0
 QUIET_S = 0.1  # no message for this long: the answers so far are in, dm's included
 SERVER_TYPES = {
@@ -138,8 +133,7 @@ class Campaign:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: Any) -> Iterator[Stack]:
     log_dir = tmp_path_factory.mktemp("ws-fuzz")
-    upstream = ScriptedEngine("openai").app()
-    with running_stack(redis_server.url, log_dir, upstream, KEYS, **UNLIMITED) as running:
+    with audited_stack(redis_server.url, log_dir, KEYS) as running:
         yield running
 
 
