@@ -146,12 +146,7 @@ class DmClient:
 
     async def partial(self, call_id: str, text: str, owner: str | None) -> None:
         """What the caller is saying so far (dm answers 202; a dm without the route, 404)."""
-        path = f"/v1/calls/{call_id}/partial"
-        status, headers, answer = await self._request(
-            "POST", path, orjson.dumps({"text": text}), owner
-        )
-        if status >= 400:
-            raise error_of(status, answer, headers)
+        await self._json("POST", f"/v1/calls/{call_id}/partial", owner, {"text": text})
 
     async def turn_events(
         self, call_id: str, turn_id: str, text: str, owner: str | None
