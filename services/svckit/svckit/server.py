@@ -32,6 +32,8 @@ from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from svckit.errors import error_body
+
 # After a refusal or a protocol error, how long what the client still sends is read and dropped.
 LINGER_S = 2.0
 
@@ -143,7 +145,7 @@ class EdgeHttpProtocol(HttpToolsProtocol):
     ) -> None:
         """Answer in the contract's error shape, then close once the client stops sending."""
         self._done = True
-        body = orjson.dumps({"error": {"code": code, "message": message}})
+        body = orjson.dumps(error_body(code, message))
         head = [
             f"HTTP/1.1 {status.value} {status.phrase}",
             "content-type: application/json",
